@@ -1,0 +1,380 @@
+"""Image decoding, preprocessing and feature extraction.
+
+One pipeline serves every command: ``load_image`` turns a path or bytes into an RGB picture (EXIF orientation,
+every mode, reduced-scale JPEG decoding); an ``Embedder`` subclass turns pictures into vectors, only its own
+algorithm (VGG16 here, pHash in ``phash.py``); ``Embedder.embed_sources`` runs decoding in threads, overlapped
+with the model, batch by batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+try:  # HEIC/HEIF/AVIF where the optional extra is installed
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    if hasattr(pillow_heif, "register_avif_opener"):
+        pillow_heif.register_avif_opener()
+except ImportError:  # pragma: no cover - depends on the optional extra
+    pass
+
+# Pillow refuses images over 2 x MAX_IMAGE_PIXELS (about 179 MP) as decompression bombs; keep that guard
+# but silence the warning it gives between 1x and 2x: those images decode fine at reduced scale.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+# JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides at least this long:
+# a 24 MP photo costs a 1/8 decode, and there is still margin above 224 px after a black border is cut.
+DECODE_MIN_SIDE = 320
+
+IMAGE_SIZE = 224
+VGG16_DIM = 512
+# keras.applications.vgg16.preprocess_input ("caffe" mode): BGR order, ImageNet channel means, no scaling.
+CAFFE_BGR_MEANS = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+RESIZE_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+POOLINGS = ("max", "avg", "gem")
+GEM_P = 3.0
+
+# A border line is one whose pixels are (nearly) all darker than this: JPEG ringing lifts black to ~10-20.
+BORDER_TOLERANCE = 24
+# Share of a line's pixels that must be dark; a few bright specks (noise, a timestamp) do not stop the cut.
+BORDER_DARK_SHARE = 0.98
+# Never keep less than this share of a side: a dark photo is left as it is rather than cut to a sliver.
+BORDER_MIN_KEEP = 0.15
+
+
+@dataclass
+class LoadedImage:
+    """A decoded picture and what we know of its file."""
+
+    source: str
+    image: Image.Image  # RGB, possibly decoded at reduced scale
+    width: int  # full size, after EXIF orientation
+    height: int
+    size: int  # bytes
+    content_hash: str  # blake2b-128 of the bytes, hex
+
+
+NOT_AN_IMAGE = "not an image (or an unsupported format)"
+# Signatures of the formats we read: a file that starts like an image but cannot be identified is a broken
+# image (a failure to report), not some other kind of file.
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
+
+def _unidentified(label: str, head: bytes) -> ImageError:
+    if head.startswith(IMAGE_MAGIC):
+        return ImageError(label, "corrupt image (its header cannot be read)")
+    return ImageError(label, NOT_AN_IMAGE, not_image=True)
+
+
+def _read_image_file(path: str) -> bytes:
+    """The file's bytes, but only once its header says it is an image: a video is not read whole to learn that."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise ImageError(path, "empty file (0 bytes)")
+            try:
+                Image.open(f)  # identifies the format from the header; decodes nothing
+            except UnidentifiedImageError:
+                f.seek(0)
+                raise _unidentified(path, f.read(16)) from None
+            except Image.DecompressionBombError:
+                raise ImageError(path, "image too large to decode safely (decompression-bomb limit)") from None
+            except (OSError, SyntaxError, ValueError, EOFError) as e:
+                raise ImageError(path, f"corrupt image header ({e})") from None
+            f.seek(0)
+            return f.read()
+    except FileNotFoundError:
+        raise ImageError(path, "no such file") from None
+    except IsADirectoryError:
+        raise ImageError(path, "is a directory") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except OSError as e:
+        raise ImageError(path, f"cannot read: {e.strerror or e}") from None
+
+
+def load_image(source, *, label: str | None = None, min_side: int = DECODE_MIN_SIDE) -> LoadedImage:
+    """Decode a path or image bytes to RGB. Raises ImageError naming the source for anything unreadable."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, label = bytes(source), label or "<bytes>"
+        if not data:
+            raise ImageError(label, "empty input (0 bytes)")
+    else:
+        label = label or os.fspath(source)
+        data = _read_image_file(os.fspath(source))
+    try:
+        img = Image.open(io.BytesIO(data))
+        width, height = img.size
+        if img.format == "JPEG":
+            img.draft("RGB", (min_side, min_side))
+        img.load()
+        orientation = img.getexif().get(0x0112, 1)
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        img = ImageOps.exif_transpose(img)
+        rgb = to_rgb(img)
+    except UnidentifiedImageError:
+        raise _unidentified(label, data[:16]) from None
+    except Image.DecompressionBombError:
+        raise ImageError(label, "image too large to decode safely (decompression-bomb limit)") from None
+    except (OSError, SyntaxError, ValueError, IndexError, TypeError, EOFError) as e:
+        # Pillow signals truncated and corrupt data with these; the message says what it found.
+        raise ImageError(label, f"corrupt or truncated image ({e})") from None
+    return LoadedImage(
+        source=label,
+        image=rgb,
+        width=width,
+        height=height,
+        size=len(data),
+        content_hash=hashlib.blake2b(data, digest_size=16).hexdigest(),
+    )
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB; transparency is composited on white, as a viewer shows it."""
+    if img.mode == "RGB":
+        return img
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        # 16/32-bit grey: scale to 8 bits instead of clipping everything above 255 to white.
+        arr = np.asarray(img, dtype=np.float64)
+        top = arr.max()
+        arr = arr * (255.0 / top) if top > 255 else arr
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def crop_black_border(
+    img: Image.Image,
+    tolerance: int = BORDER_TOLERANCE,
+    dark_share: float = BORDER_DARK_SHARE,
+    min_keep: float = BORDER_MIN_KEEP,
+) -> Image.Image:
+    """Cut black rows and columns from the edges (borders, letterbox bars, a photo on a black canvas)."""
+    if tolerance < 0:
+        return img
+    grey = np.asarray(img.convert("L"))
+    dark = grey <= tolerance
+    rows = np.flatnonzero(dark.mean(axis=1) < dark_share)  # rows with content
+    cols = np.flatnonzero(dark.mean(axis=0) < dark_share)
+    if rows.size == 0 or cols.size == 0:
+        return img  # all dark: a night photo, not a border
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    h, w = grey.shape
+    if (bottom - top) < min_keep * h or (right - left) < min_keep * w:
+        return img
+    if (top, bottom, left, right) == (0, h, 0, w):
+        return img
+    return img.crop((left, top, right, bottom))
+
+
+def vgg16_preprocess(rgb_224: np.ndarray) -> np.ndarray:
+    """Keras's VGG16 preprocess_input ("caffe"): RGB -> BGR, minus the ImageNet means. Thread-safe numpy."""
+    return rgb_224[..., ::-1].astype(np.float32) - CAFFE_BGR_MEANS
+
+
+def pool_feature_map(fmap: np.ndarray, pooling: str) -> np.ndarray:
+    """(n, h, w, c) block5 activations -> (n, c) L2-normalised vectors."""
+    if pooling == "max":
+        pooled = fmap.max(axis=(1, 2))
+    elif pooling == "avg":
+        pooled = fmap.mean(axis=(1, 2))
+    elif pooling == "gem":
+        pooled = np.power(np.power(np.maximum(fmap, 1e-6), GEM_P).mean(axis=(1, 2)), 1.0 / GEM_P)
+    else:
+        raise ValueError(f"unknown pooling {pooling!r}")
+    return l2_normalise(pooled.astype(np.float32))
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+@dataclass
+class Embedded:
+    """The outcome for one source: a vector, or the reason it failed."""
+
+    source: str
+    vector: np.ndarray | None = None
+    error: str | None = None
+    not_image: bool = False  # the error is "this file is no image at all"
+    width: int = 0
+    height: int = 0
+    size: int = 0
+    content_hash: str = ""
+
+
+class Embedder:
+    """Turns pictures into vectors. Subclasses supply only their algorithm: ``prepare`` and ``embed``.
+
+    ``prepare`` runs per image in decoding threads (numpy/Pillow, which release the GIL); ``embed`` runs per
+    batch in the calling thread. A source is a path, or a ``(bytes, label)`` pair for images that arrive as data.
+    """
+
+    name = "embedder"  # what made the vectors; stored with the collection
+    dim = 0
+    metric = "COSINE"  # COSINE (similarity of float vectors) or HAMMING (bits)
+    decode_min_side = DECODE_MIN_SIDE
+
+    def __init__(self):
+        self.images_embedded = 0  # counts real work: incremental indexing is proved on it
+
+    def settings(self) -> dict:
+        """Constructor arguments that change the vectors (not where weights come from)."""
+        return {}
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """What defines the vectors: stored with a collection, which is only ever used with the same config."""
+        return {"model": self.name, "dim": self.dim, "metric": self.metric, **self.settings()}
+
+    @classmethod
+    def for_collection(cls, stored: dict | None, **options):
+        """The embedder for a collection: its stored settings, unless options say otherwise (None = not given).
+
+        A conflict is left for ``Store.collection`` to refuse, with both configs in the message.
+        """
+        given = {k: v for k, v in options.items() if v is not None}
+        if stored and stored.get("model") == cls.name:
+            defaults = cls().settings()
+            given = {**{k: stored[k] for k in defaults if k in stored}, **given}
+        return cls(**given)
+
+    def load(self, source) -> LoadedImage:
+        if isinstance(source, tuple):
+            data, label = source
+            return load_image(data, label=label, min_side=self.decode_min_side)
+        return load_image(source, min_side=self.decode_min_side)
+
+    def _load_and_prepare(self, source) -> Embedded:
+        try:
+            loaded = self.load(source)
+            array = self.prepare(loaded.image)
+        except ImageError as e:
+            return Embedded(source=e.source, error=e.reason, not_image=e.not_image), None
+        meta = Embedded(
+            source=loaded.source,
+            width=loaded.width,
+            height=loaded.height,
+            size=loaded.size,
+            content_hash=loaded.content_hash,
+        )
+        return meta, array
+
+    def embed_sources(self, sources: Iterable, batch_size: int = 16, workers: int = 2) -> Iterator[list[Embedded]]:
+        """Yield one list of Embedded per batch, in input order; decoding of the next batch overlaps the model."""
+        it = iter(sources)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgsearch-decode") as pool:
+            pending: deque = deque()
+
+            def fill():
+                while len(pending) < 2 * batch_size:
+                    try:
+                        pending.append(pool.submit(self._load_and_prepare, next(it)))
+                    except StopIteration:
+                        return
+
+            fill()
+            while pending:
+                done = [pending.popleft().result() for _ in range(min(batch_size, len(pending)))]
+                fill()  # queue the next decodes before the model takes the cores
+                ready = [(meta, array) for meta, array in done if array is not None]
+                if ready:
+                    vectors = self.embed(np.stack([array for _, array in ready]))
+                    self.images_embedded += len(ready)
+                    for (meta, _), vector in zip(ready, vectors):
+                        meta.vector = vector
+                yield [meta for meta, _ in done]
+
+    def embed_one(self, source) -> Embedded:
+        """One image; raises ImageError instead of returning a failed result."""
+        (result,) = next(self.embed_sources([source], batch_size=1, workers=1))
+        if result.error:
+            raise ImageError(result.source, result.error)
+        return result
+
+
+class VGG16Features(Embedder):
+    """VGG16 (ImageNet weights, no top) on 224x224 RGB; block5 pooled to 512 dimensions, L2-normalised."""
+
+    dim = VGG16_DIM
+    metric = "COSINE"
+
+    def __init__(
+        self,
+        weights: str | None = None,
+        pooling: str = "max",
+        resize: str = "bilinear",
+        border_tolerance: int = BORDER_TOLERANCE,
+    ):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}")
+        if resize not in RESIZE_FILTERS:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_FILTERS)}")
+        self.weights = weights
+        self.pooling = pooling
+        self.resize = resize
+        self.border_tolerance = border_tolerance
+        self._model = None
+        self.weights_info = None
+
+    name = "vgg16-imagenet"
+
+    def settings(self) -> dict:
+        return {"pooling": self.pooling, "resize": self.resize, "border_tolerance": self.border_tolerance}
+
+    @property
+    def model(self):
+        """Loaded on first use: commands that never extract never pay for TensorFlow."""
+        if self._model is None:
+            from . import weights as weights_mod
+
+            self.weights_info = weights_mod.resolve_weights(self.weights)
+            keras = weights_mod.import_keras()
+            model = keras.applications.VGG16(
+                weights=str(self.weights_info.path), include_top=False, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
+            )
+            weights_mod.check_reference_values(model)
+            self._model = model
+        return self._model
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        image = crop_black_border(image, self.border_tolerance)
+        image = image.resize((IMAGE_SIZE, IMAGE_SIZE), RESIZE_FILTERS[self.resize])
+        return vgg16_preprocess(np.asarray(image))
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        fmap = self.model(batch, training=False)
+        return pool_feature_map(np.asarray(fmap), self.pooling)
