@@ -1,0 +1,134 @@
+"""Which SIMD instruction sets this CPU has, and whether Milvus will run on it.
+
+Stdlib only: ``imgsearch check-cpu`` must work (and be quick) on a machine where TensorFlow or
+Milvus would crash on import.
+"""
+
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ImgsearchError
+
+# The flags worth knowing about, in Linux /proc/cpuinfo spelling, with why each matters here.
+FLAGS = {
+    "sse4_2": ("SSE4.2", "oldest SIMD level Milvus lists; not enough alone"),
+    "avx": ("AVX", "TensorFlow's wheels need it (VGG16 features)"),
+    "avx2": ("AVX2", "Milvus / Milvus Lite need it (knowhere, faiss)"),
+    "fma": ("FMA", "fused multiply-add: faster distances, inference"),
+    "avx512f": ("AVX-512F", "Milvus uses its AVX-512 kernels: faster search"),
+    "avx512_vnni": ("AVX-512 VNNI", "int8 dot products: faster quantized search"),
+    "avx512_bf16": ("AVX-512 BF16", "bfloat16 maths: faster TensorFlow inference"),
+    "amx_tile": ("AMX-TILE", "Intel AMX tiles (Sapphire Rapids+)"),
+    "amx_bf16": ("AMX-BF16", "oneDNN bf16 matrix maths on AMX: faster inference"),
+    "amx_int8": ("AMX-INT8", "oneDNN int8 matrix maths on AMX"),
+}
+
+# Marker flag for ARM64 (NEON, Linux "Features: ... asimd"). Milvus ships native arm64 builds that
+# use NEON instead of AVX2, so on ARM the AVX2 question does not apply.
+ARM_SIMD = "asimd"
+
+# macOS (Intel) sysctl spells some flags differently from Linux.
+_MACOS_NAMES = {
+    "sse4.2": "sse4_2",
+    "avx1.0": "avx",
+    "avx512vnni": "avx512_vnni",
+    "avx512bf16": "avx512_bf16",
+    "amxtile": "amx_tile",
+    "amxbf16": "amx_bf16",
+    "amxint8": "amx_int8",
+}
+
+
+@dataclass(frozen=True)
+class CpuReport:
+    flags: dict  # Linux flag name -> present, for every name in FLAGS
+    avx2: bool
+    arm64: bool
+    ok: bool  # Milvus will run: AVX2 on x86, or a native arm64 build
+    verdict: str
+    source: str
+
+
+def parse_cpuinfo(text):
+    """The flags of the first processor in /proc/cpuinfo text; empty if there is no flags line.
+
+    x86 calls the line "flags", ARM calls it "Features". All processors list the same flags.
+    """
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ("flags", "features"):
+            return set(value.lower().split())
+    return set()
+
+
+def _sysctl(*names):
+    try:
+        out = subprocess.run(["sysctl", "-n", *names], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _macos_flags():
+    if (_sysctl("hw.optional.arm64") or "").strip() == "1":
+        # Apple silicon has NEON and no x86 SIMD at all (Rosetta only emulates some of it).
+        return {ARM_SIMD}, "sysctl hw.optional.arm64 (Apple silicon)"
+    out = _sysctl("machdep.cpu.features", "machdep.cpu.leaf7_features")
+    if out is None:
+        # Older Intel Macs have no leaf7_features key; ask for the basic features alone.
+        out = _sysctl("machdep.cpu.features")
+    flags = {_MACOS_NAMES.get(word, word) for word in (out or "").lower().split()}
+    return flags, "sysctl machdep.cpu.features"
+
+
+def read_cpu_flags(cpuinfo_path=None):
+    """(flags, source) for this machine, or for a recorded /proc/cpuinfo file if one is given.
+
+    Raises ImgsearchError (exit 2) when the flags cannot be read: we cannot tell.
+    """
+    if cpuinfo_path is not None or platform.system() == "Linux":
+        path = Path(cpuinfo_path or "/proc/cpuinfo")
+        try:
+            text = path.read_text(errors="replace")
+        except OSError as e:
+            raise ImgsearchError(f"cannot tell: cannot read {path}: {e.strerror or e}") from None
+        flags, source = parse_cpuinfo(text), str(path)
+    elif platform.system() == "Darwin":
+        flags, source = _macos_flags()
+    else:
+        raise ImgsearchError(
+            f"cannot tell which instruction sets this CPU has on {platform.system() or 'this OS'}; "
+            "run check-cpu under Linux/WSL, or pass --cpuinfo with a copy of /proc/cpuinfo"
+        )
+    if not flags:
+        raise ImgsearchError(f"cannot tell: found no CPU flags in {source}")
+    return flags, source
+
+
+def assess(flags, source=""):
+    """A CpuReport for a set of flags: which matter, and whether Milvus will run."""
+    flags = set(flags)
+    avx2 = "avx2" in flags
+    arm64 = ARM_SIMD in flags and "sse2" not in flags
+    if arm64:
+        verdict = "ARM64 CPU: no AVX2, and none needed; use the arm64 builds of Milvus / Milvus Lite."
+    elif avx2:
+        verdict = "AVX2 present: Milvus, Milvus Lite and their faiss builds will run here."
+    else:
+        # Milvus's docs still list SSE4.2 as enough, but 2.3+ builds die with SIGILL
+        # ("Illegal instruction", exit 132) without AVX2: milvus-io/milvus#27552, #29217.
+        verdict = (
+            "No AVX2: Milvus and Milvus Lite will crash with 'Illegal instruction' here. "
+            "Run Milvus on a machine with AVX2 (Intel Haswell / AMD Excavator or newer)"
+        )
+        verdict += "." if "avx" in flags else "; without AVX TensorFlow will not run here either."
+    return CpuReport(
+        flags={name: name in flags for name in FLAGS},
+        avx2=avx2,
+        arm64=arm64,
+        ok=avx2 or arm64,
+        verdict=verdict,
+        source=source,
+    )
