@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +103,43 @@ def vgg(vgg_weights):
 @pytest.fixture
 def lite_uri(tmp_path) -> str:
     return str(tmp_path / "imgsearch.db")
+
+
+# --- Milvus targets: every store/index/search test runs on Milvus Lite and on a real server ------------
+
+
+@dataclass
+class MilvusTarget:
+    kind: str  # "lite" or "server"
+    uri: str
+    collection: str
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory):
+    """A real Milvus 2.3.5 standalone server for the whole session (skipped if it cannot start, failed under CI)."""
+    from milvus_server import milvus_server_session
+
+    yield from milvus_server_session(tmp_path_factory)
+
+
+def _collection_name(nodeid: str) -> str:
+    return "t_" + hashlib.blake2b(nodeid.encode(), digest_size=8).hexdigest()
+
+
+@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])
+def milvus(request, tmp_path):
+    """A fresh place to store vectors: a new Milvus Lite database, or a new collection on the shared server."""
+    if request.param == "lite":
+        yield MilvusTarget("lite", str(tmp_path / "imgsearch.db"), "images")
+        return
+    uri = request.getfixturevalue("milvus_server_uri")
+    target = MilvusTarget("server", uri, _collection_name(request.node.nodeid))
+    yield target
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=uri)
+    for name in client.list_collections():
+        if name.startswith(target.collection):
+            client.drop_collection(name)
+    client.close()
