@@ -227,7 +227,8 @@ def read_queries(queries):
     sources = []
     for query in queries:
         if query == "-":
-            sources.append((click.get_binary_stream("stdin").read(), "-"))
+            with click.open_file("-", "rb") as stdin:
+                sources.append((stdin.read(), "-"))
         else:
             sources.append(query)
     return sources
@@ -716,7 +717,7 @@ def _phash_operand(arg: str, stdin_used: list) -> tuple[str, str]:
         if stdin_used:
             raise click.UsageError("only one of A and B can be - (standard input)")
         stdin_used.append(True)
-        with click.open_file("-", "rb") as stdin:  # click.get_binary_stream is deprecated in click 8.5
+        with click.open_file("-", "rb") as stdin:
             return arg, hash_image((stdin.read(), "-"))
     if not os.path.exists(arg):
         if is_hash(arg):

@@ -112,8 +112,12 @@ def _read_image_file(path: str) -> bytes:
         raise ImageError(path, f"cannot read: {e.strerror or e}") from None
 
 
-def load_image(source, *, label: str | None = None, min_side: int = DECODE_MIN_SIDE) -> LoadedImage:
-    """Decode a path or image bytes to RGB. Raises ImageError naming the source for anything unreadable."""
+def load_image(source, *, label: str | None = None, min_side: int | None = DECODE_MIN_SIDE) -> LoadedImage:
+    """Decode a path or image bytes to RGB. Raises ImageError naming the source for anything unreadable.
+
+    ``min_side``: JPEGs are decoded at the smallest DCT scale keeping both sides at least this long;
+    None decodes at full size (pHash needs that to match imagehash bit for bit).
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), label or "<bytes>"
         if not data:
@@ -124,13 +128,14 @@ def load_image(source, *, label: str | None = None, min_side: int = DECODE_MIN_S
     try:
         img = Image.open(io.BytesIO(data))
         width, height = img.size
-        if img.format == "JPEG":
+        if img.format == "JPEG" and min_side:
             img.draft("RGB", (min_side, min_side))
         img.load()
         orientation = img.getexif().get(0x0112, 1)
         if orientation in (5, 6, 7, 8):
             width, height = height, width
-        img = ImageOps.exif_transpose(img)
+        if orientation in (2, 3, 4, 5, 6, 7, 8):  # exif_transpose copies the picture even when upright
+            img = ImageOps.exif_transpose(img)
         rgb = to_rgb(img)
     except UnidentifiedImageError:
         raise _unidentified(label, data[:16]) from None
@@ -240,7 +245,7 @@ class Embedder:
     name = "embedder"  # what made the vectors; stored with the collection
     dim = 0
     metric = "COSINE"  # COSINE (similarity of float vectors) or HAMMING (bits)
-    decode_min_side = DECODE_MIN_SIDE
+    decode_min_side: int | None = DECODE_MIN_SIDE
 
     def __init__(self):
         self.images_embedded = 0  # counts real work: incremental indexing is proved on it
