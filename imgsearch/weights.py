@@ -234,9 +234,33 @@ def import_keras():
     """Import keras on the TensorFlow backend, quietly. Everyone who needs keras should come through here."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    # TensorFlow 2.21 writes absl/oneDNN banners straight to file descriptor 2 on import, whatever
+    # TF_CPP_MIN_LOG_LEVEL says; hide them so the user sees our output only. Errors still raise.
+    with _stderr_fd_silenced():
+        import keras
+        import tensorflow  # noqa: F401  (its C++ start-up banners happen here)
 
     return keras
+
+
+@contextlib.contextmanager
+def _stderr_fd_silenced():
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable fd 2 (an embedded interpreter): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def file_hashes(path, algorithms=("sha256",), chunk_size=1 << 20) -> dict[str, str]:
