@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .errors import ImgsearchError
+from .errors import ImgsearchError, StoreError
 
 # Exit codes, documented in the README.
 EXIT_OK = 0
@@ -47,9 +47,17 @@ def console():
 @click.version_option(package_name="imgsearch")
 def cli():
     """Search-by-image over photo galleries: VGG16 features in Milvus, and the legacy pHash path."""
-    # Milvus Lite and pymilvus log tracebacks for conditions we report ourselves in one line.
-    for name in ("milvus_lite", "pymilvus", "grpc"):
+
+
+def connect(uri):
+    """A Store, with the libraries' own logging hushed: we report their failures ourselves, in one line."""
+    import pymilvus  # noqa: F401  (it configures its loggers when imported: set them after that)
+
+    from .store import Store
+
+    for name in ("milvus_lite", "pymilvus", "pymilvus.milvus_client", "grpc"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    return Store(uri)
 
 
 # --- shared option bundles -------------------------------------------------------------------------
@@ -117,9 +125,7 @@ def page_options(fn):
 
 def open_collection(uri, collection, embedder_cls, create, **options):
     """Connect, then pick the embedder the collection was made with (options may override)."""
-    from .store import Store
-
-    store = Store(uri)
+    store = connect(uri)
     try:
         stored = store.stored_config(collection)
         embedder = embedder_cls.for_collection(stored, **options)
@@ -299,15 +305,13 @@ def search(queries, uri, collection, weights, pooling, resize, border_tolerance,
 @json_option
 def stats(uri, collection, as_json):
     """Rows, model, dimension and owners of a collection, and where it is stored."""
-    from .store import Store
-
-    with Store(uri) as store:
+    with connect(uri) as store:
         names = [collection] if collection else store.collection_names()
         report = []
         for name in names:
             config = store.stored_config(name)
             if config is None:
-                raise click.ClickException(f"no collection {name!r} at {store.uri}")
+                raise StoreError(f"no collection {name!r} at {store.uri}")
             coll = store.collection(name, config, create=False)
             report.append({"collection": name, "rows": coll.count(), "config": config, "owners": coll.owners()})
         location = store.uri
@@ -774,3 +778,42 @@ def phash_legacy_compare(a, b, max_distance, as_json):
         verdict = "[green]similar[/]" if similar else "[red]different[/]"
         out.print(f"distance {distance} of 64 bits: {verdict} (max distance {max_distance})", highlight=False)
     raise SystemExit(EXIT_OK if similar else EXIT_PARTIAL)
+
+
+@phash_legacy.command("index")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@store_options
+@index_options
+@json_option
+def phash_legacy_index(paths, uri, collection, owner, batch_size, prune, hidden, as_json):
+    """Hash the images under PATH... into the phash collection, incrementally (same rules as `imgsearch index`).
+
+    Exit 0: all good; 1: some files failed (listed); 2: nothing could be done.
+    """
+    from .phash import PHash
+
+    run_index(paths, uri, collection or "phash", PHash, {}, owner, batch_size, prune, hidden, as_json)
+
+
+@phash_legacy.command("search")
+@click.argument("queries", nargs=-1, required=True)
+@store_options
+@page_options
+@click.option(
+    "--max-distance",
+    type=click.IntRange(0, 64),
+    default=None,
+    help=f"Keep only hits at most this many bits away. [default: {_PHASH_DEFAULT_MAX_DISTANCE}]",
+)
+@json_option
+def phash_legacy_search(queries, uri, collection, top_k, page, owner, max_distance, as_json):
+    """Find the stored images whose pHash is nearest to QUERY's (a file, a folder, or - for stdin).
+
+    Ranked by Hamming distance (0-64 bits); JSON lines as `imgsearch search`, with distance the Hamming
+    distance and similarity 1 - distance/64. Exit 0: all queries ran; 1: some query images failed.
+    """
+    from .phash import DEFAULT_MAX_DISTANCE, PHash
+
+    max_distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
+    run_search(queries, uri, collection or "phash", PHash, {}, top_k, page, owner, as_json,
+               max_distance=max_distance)

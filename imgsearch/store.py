@@ -250,7 +250,7 @@ class Collection:
 
     def _distance(self, raw: float) -> float:
         # Binary on Lite: squared L2 of 0/1 floats, exact integers in float32 for 64 bits.
-        return float(round(raw)) if self.binary else float(raw)
+        return int(round(raw)) if self.binary else float(raw)
 
     # -- rows ------------------------------------------------------------------------------------
     def upsert(self, rows: list[dict]):
