@@ -129,6 +129,8 @@ def open_collection(uri, collection, embedder_cls, create, **options):
     try:
         stored = store.stored_config(collection)
         embedder = embedder_cls.for_collection(stored, **options)
+        if hasattr(embedder, "progress"):
+            embedder.progress = err_line
         return store, store.collection(collection, embedder.config(), create=create), embedder
     except BaseException:
         store.close()
@@ -206,7 +208,7 @@ def run_index(paths, uri, collection, embedder_cls, options, owner, batch_size, 
             f"[red]{len(summary.failed)}[/]" if summary.failed else "0",
         )
         console().print(table)
-    raise SystemExit(EXIT_OK if summary.ok else EXIT_PARTIAL)
+    return EXIT_OK if summary.ok else EXIT_PARTIAL
 
 
 @cli.command()
@@ -225,7 +227,8 @@ def index(paths, uri, collection, weights, pooling, resize, border_tolerance, ow
     from .features import VGG16Features
 
     options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance)
-    run_index(paths, uri, collection or "images", VGG16Features, options, owner, batch_size, prune, hidden, as_json)
+    sys.exit(run_index(paths, uri, collection or "images", VGG16Features, options, owner, batch_size, prune, hidden,
+                       as_json))
 
 
 def read_queries(queries):
@@ -275,7 +278,7 @@ def run_search(queries, uri, collection, embedder_cls, options, top_k, page, own
                 print_json(result.as_dict())
             else:
                 print_results(result, show_distance_as_int=coll.binary)
-    raise SystemExit(EXIT_OK if not failed else EXIT_PARTIAL)
+    return EXIT_OK if not failed else EXIT_PARTIAL
 
 
 @cli.command()
@@ -296,8 +299,8 @@ def search(queries, uri, collection, weights, pooling, resize, border_tolerance,
     from .features import VGG16Features
 
     options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance)
-    run_search(queries, uri, collection or "images", VGG16Features, options, top_k, page, owner, as_json,
-               threshold=threshold)
+    sys.exit(run_search(queries, uri, collection or "images", VGG16Features, options, top_k, page, owner, as_json,
+                        threshold=threshold))
 
 
 @cli.command()
@@ -351,6 +354,7 @@ def extract(images, weights, pooling, resize, border_tolerance, npy, batch_size,
     embedder = VGG16Features.for_collection(
         None, weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance
     )
+    embedder.progress = err_line
     done, failed = [], 0
     for batch in embedder.embed_sources(read_queries(images), batch_size=batch_size):
         for result in batch:
@@ -381,6 +385,57 @@ def extract(images, weights, pooling, resize, border_tolerance, npy, batch_size,
             table.add_row(escape(r.source), f"{r.width}x{r.height}", f"{np.linalg.norm(r.vector):.4f}", first)
         console().print(table)
     raise SystemExit(EXIT_OK if not failed else EXIT_PARTIAL if done else EXIT_FATAL)
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False),
+    help="Keep the demo's photos, query and database here (default: a temporary folder, removed afterwards).",
+)
+@click.option("--weights", envvar="IMGSEARCH_WEIGHTS", type=click.Path(dir_okay=False), help="VGG16 weights file.")
+def demo(workdir, weights):
+    """The main job on real photos, with nothing of yours: index, then search with an edited copy.
+
+    Writes 15 photos bundled with scikit-image to a folder, indexes them into a new embedded Milvus Lite
+    database, adds a 10% black border to one and recompresses it as a JPEG of quality 40, and searches
+    with that copy: the original comes back at rank 1. Exit 0 if it does, 1 if not.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from . import demo as demo_photos
+    from .features import VGG16Features
+    from .indexing import index_paths
+    from .search import search_images
+
+    folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="imgsearch-demo-"))
+    try:
+        photos = folder / "photos"
+        demo_photos.write_sample_photos(photos)
+        original = photos / f"{demo_photos.QUERY_PHOTO}.jpg"
+        query = demo_photos.write_edited_copy(original, folder / f"{demo_photos.QUERY_PHOTO}-border-jpeg40.jpg")
+        uri = str(folder / "demo.db")
+        err_line(f"$ imgsearch index {photos} --uri {uri}")
+        store, coll, embedder = open_collection(uri, "images", VGG16Features, create=True, weights=weights)
+        with store:
+            with _ProgressBar("Indexing") as progress:
+                summary = index_paths(coll, embedder, [photos], progress=progress)
+            err_line(f"indexed {summary.new} photos")
+            err_line(f"$ imgsearch search {query} --uri {uri} --top-k 5")
+            (result,) = search_images(coll, embedder, [query], top_k=5)
+        print_results(result)
+    finally:
+        if not workdir:
+            shutil.rmtree(folder, ignore_errors=True)
+    found = bool(result.results) and result.results[0].path == str(original)
+    if found:
+        console().print(f"[green]The original, {original.name}, is at rank 1.[/]")
+    else:
+        console().print(f"[red]The original, {original.name}, is not at rank 1.[/]")
+    sys.exit(EXIT_OK if found else EXIT_PARTIAL)
 
 
 # --- check-cpu / size (planning commands; import nothing heavy) ---------------------------------
@@ -792,7 +847,7 @@ def phash_legacy_index(paths, uri, collection, owner, batch_size, prune, hidden,
     """
     from .phash import PHash
 
-    run_index(paths, uri, collection or "phash", PHash, {}, owner, batch_size, prune, hidden, as_json)
+    sys.exit(run_index(paths, uri, collection or "phash", PHash, {}, owner, batch_size, prune, hidden, as_json))
 
 
 @phash_legacy.command("search")
@@ -815,5 +870,5 @@ def phash_legacy_search(queries, uri, collection, top_k, page, owner, max_distan
     from .phash import DEFAULT_MAX_DISTANCE, PHash
 
     max_distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
-    run_search(queries, uri, collection or "phash", PHash, {}, top_k, page, owner, as_json,
-               max_distance=max_distance)
+    sys.exit(run_search(queries, uri, collection or "phash", PHash, {}, top_k, page, owner, as_json,
+                        max_distance=max_distance))

@@ -342,8 +342,10 @@ class VGG16Features(Embedder):
         pooling: str = "max",
         resize: str = "bilinear",
         border_tolerance: int = BORDER_TOLERANCE,
+        progress=None,
     ):
         super().__init__()
+        self.progress = progress  # called with a line of text while weights are fetched on first use
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}")
         if resize not in RESIZE_FILTERS:
@@ -366,7 +368,7 @@ class VGG16Features(Embedder):
         if self._model is None:
             from . import weights as weights_mod
 
-            self.weights_info = weights_mod.resolve_weights(self.weights)
+            self.weights_info = weights_mod.resolve_weights(self.weights, progress=self.progress)
             keras = weights_mod.import_keras()
             model = keras.applications.VGG16(
                 weights=str(self.weights_info.path), include_top=False, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)

@@ -13,48 +13,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-# Real photographs shipped inside scikit-image's wheel (no download). chelsea == cat, so only one of them;
-# the stereo motorcycle contributes its left view only (the right one is a near-duplicate).
-SAMPLE_PHOTOS = (
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "camera",
-    "moon",
-    "coins",
-    "motorcycle",
-    "brick",
-    "grass",
-    "gravel",
-    "cell",
-)
+from imgsearch.demo import SAMPLE_PHOTOS, add_black_border, sample_image, write_sample_photos  # noqa: F401
 
 DEV_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos" / "dev"
 
 
-def sample_array(name: str) -> np.ndarray:
-    import skimage.data
-
-    if name == "motorcycle":
-        return skimage.data.stereo_motorcycle()[0]
-    return getattr(skimage.data, name)()
-
-
 @pytest.fixture(scope="session")
 def sample_images() -> dict[str, Image.Image]:
-    return {name: Image.fromarray(sample_array(name)) for name in SAMPLE_PHOTOS}
+    return {name: sample_image(name) for name in SAMPLE_PHOTOS}
 
 
 @pytest.fixture(scope="session")
 def photo_dir(tmp_path_factory, sample_images) -> Path:
     """The sample photos as JPEG files (quality 95), one per name."""
     folder = tmp_path_factory.mktemp("photos")
-    for name, img in sample_images.items():
-        img.convert("RGB").save(folder / f"{name}.jpg", quality=95)
+    write_sample_photos(folder)
     return folder
 
 
@@ -72,15 +45,6 @@ def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     img.convert("RGB").save(buf, "JPEG", quality=quality)
     return buf.getvalue()
-
-
-def add_black_border(img: Image.Image, share: float = 0.10) -> Image.Image:
-    """The photo on a black canvas, ``share`` of each side added as border."""
-    w, h = img.size
-    bw, bh = int(w * share), int(h * share)
-    canvas = Image.new("RGB", (w + 2 * bw, h + 2 * bh), (0, 0, 0))
-    canvas.paste(img.convert("RGB"), (bw, bh))
-    return canvas
 
 
 @pytest.fixture(scope="session")
