@@ -91,11 +91,13 @@ def _collection_name(nodeid: str) -> str:
     return "t_" + hashlib.blake2b(nodeid.encode(), digest_size=8).hexdigest()
 
 
-@pytest.fixture(params=["lite", pytest.param("server", marks=pytest.mark.server)])
-def milvus(request, tmp_path):
+BACKENDS = ["lite", pytest.param("server", marks=pytest.mark.server)]
+
+
+def _target(request, folder: Path):
     """A fresh place to store vectors: a new Milvus Lite database, or a new collection on the shared server."""
     if request.param == "lite":
-        yield MilvusTarget("lite", str(tmp_path / "imgsearch.db"), "images")
+        yield MilvusTarget("lite", str(folder / "imgsearch.db"), "images")
         return
     uri = request.getfixturevalue("milvus_server_uri")
     target = MilvusTarget("server", uri, _collection_name(request.node.nodeid))
@@ -103,7 +105,17 @@ def milvus(request, tmp_path):
     from pymilvus import MilvusClient
 
     client = MilvusClient(uri=uri)
-    for name in client.list_collections():
-        if name.startswith(target.collection):
-            client.drop_collection(name)
+    if client.has_collection(target.collection):
+        client.drop_collection(target.collection)
     client.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def milvus(request, tmp_path):
+    yield from _target(request, tmp_path)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def milvus_module(request, tmp_path_factory):
+    """The same, shared by a module's tests (for read-only tests over one indexed gallery)."""
+    yield from _target(request, tmp_path_factory.mktemp("milvus"))

@@ -18,9 +18,15 @@ from imgsearch.store import MAX_TOP_K, Store
 ALICE = SAMPLE_PHOTOS[:8]
 
 
-@pytest.fixture
-def gallery(milvus, vgg, photo_dir, tmp_path):
-    """All sample photos indexed: the first eight owned by alice, the rest by bob."""
+@pytest.fixture(scope="module")
+def milvus(milvus_module):
+    return milvus_module
+
+
+@pytest.fixture(scope="module")
+def gallery(milvus, vgg, photo_dir, tmp_path_factory):
+    """All sample photos indexed: the first eight owned by alice, the rest by bob. Tests only read it."""
+    tmp_path = tmp_path_factory.mktemp("gallery")
     folders = {"alice": tmp_path / "alice", "bob": tmp_path / "bob"}
     for owner, folder in folders.items():
         folder.mkdir()
