@@ -29,7 +29,7 @@ MAX_PATH = 4096
 MAX_OWNER = 255
 OWNER_RE = re.compile(r"^[\w.@+ -]{0,255}$")
 FIELDS = ("path", "size", "mtime", "content_hash", "width", "height", "owner", "indexed_at")
-CONNECT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0  # seconds to reach a server; an unreachable URI fails within it
 
 
 def default_uri() -> str:
@@ -91,6 +91,7 @@ class Store:
         self.uri = uri or default_uri()
         self.token = token if token is not None else os.environ.get("IMGSEARCH_TOKEN", "")
         self.is_server = is_server_uri(self.uri)
+        self.timeout = timeout
         self.client = self._connect(timeout)
 
     def _connect(self, timeout: float):
@@ -110,10 +111,9 @@ class Store:
             raise StoreError(self._explain_connect_error(e)) from None
 
     def _explain_connect_error(self, e) -> str:
-        msg = getattr(e, "message", None) or str(e) or type(e).__name__
-        msg = msg.splitlines()[0]
+        msg = (getattr(e, "message", None) or str(e) or type(e).__name__).splitlines()[0]
         if not self.is_server:
-            if "lock" in msg.lower() or "Open local milvus failed" in msg:
+            if _lite_is_locked(Path(self.uri)):
                 return (
                     f"cannot open Milvus Lite database {self.uri}: it is in use by another process "
                     "(Milvus Lite allows one process at a time; for several, serve it with "
@@ -121,10 +121,9 @@ class Store:
                     "--uri http://127.0.0.1:19530)"
                 )
             return f"cannot open Milvus Lite database {self.uri}: {msg}"
-        low = msg.lower()
-        if "auth" in low or "token" in low or "credential" in low or "password" in low:
-            return f"Milvus at {self.uri} refused the credentials (check IMGSEARCH_TOKEN): {msg}"
-        return f"cannot reach Milvus at {self.uri}: {msg}"
+        if _grpc_code(e) in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            return f"Milvus at {self.uri} refused the credentials: check IMGSEARCH_TOKEN (user:password or API key)"
+        return f"cannot reach Milvus at {self.uri} within {self.timeout:g} s: {msg}"
 
     def close(self):
         """Disconnect; for Milvus Lite also stop its in-process server, so the database lock is released."""
@@ -220,6 +219,37 @@ class Store:
         return {"index_type": "AUTOINDEX", "metric_type": "COSINE"}
 
 
+def _lite_is_locked(data_dir: Path) -> bool:
+    """Whether another process holds Milvus Lite's advisory lock on this database."""
+    lock = data_dir / "LOCK"
+    if not lock.exists():
+        return False
+    try:
+        import fcntl
+    except ImportError:  # Windows: Lite's own message has to do
+        return False
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
+def _grpc_code(e: BaseException) -> str | None:
+    """The gRPC status name behind a pymilvus error (pymilvus says 'Fail connecting' for a bad token too)."""
+    while e is not None:
+        code = getattr(e, "code", None)
+        if callable(code):
+            try:
+                return getattr(code(), "name", None)
+            except Exception:
+                pass
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def _int_or_none(text) -> int | None:
     try:
         return int(text)
@@ -258,7 +288,14 @@ class Collection:
         if not rows:
             return
         data = [{**row, "vector": self._to_milvus(row["vector"])} for row in rows]
-        self.client.upsert(self.name, data)
+        if self.store.is_server:
+            # Milvus 2.3's upsert into a partition-key collection hides the new rows from filters on that key
+            # (owner searches miss them); delete + insert does not. A crash in between loses only the stale
+            # rows, which the next run sees as new files and indexes again.
+            self.client.delete(self.name, ids=[row["id"] for row in rows])
+            self.client.insert(self.name, data)
+        else:
+            self.client.upsert(self.name, data)
 
     def get(self, ids: list[str], fields=("size", "mtime")) -> dict[str, dict]:
         found = {}
@@ -309,9 +346,8 @@ class Collection:
         """Nearest rows for each vector, ranks offset+1 .. offset+top_k, best first."""
         if offset + top_k > MAX_TOP_K:
             raise StoreError(f"offset + top-k must be at most {MAX_TOP_K}")
-        flt = ""
-        if owner is not None:
-            flt = f'owner == "{check_owner(owner)}"'
+        # A JSON string literal is a valid Milvus string literal (quotes, backslashes, any Unicode).
+        flt = "" if owner is None else f"owner == {json.dumps(check_owner(owner), ensure_ascii=False)}"
         if self.binary:
             params = {"metric_type": "HAMMING" if self.packed else "L2", "params": {}}
         else:
