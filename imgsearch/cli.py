@@ -243,6 +243,19 @@ def read_queries(queries):
     return sources
 
 
+def embedded_images(embedder, images, batch_size, as_json, failures: list):
+    """Yield the IMAGE arguments that embed; name each failure on stderr (and as a JSON line) and go on."""
+    for batch in embedder.embed_sources(read_queries(images), batch_size=batch_size):
+        for result in batch:
+            if result.error is None:
+                yield result
+                continue
+            failures.append(result)
+            err_line(f"failed: {result.source}: {result.error}")
+            if as_json:
+                print_json({"path": result.source, "error": result.error})
+
+
 def print_results(result, show_distance_as_int=False):
     from rich.markup import escape
     from rich.table import Table
@@ -355,19 +368,14 @@ def extract(images, weights, pooling, resize, border_tolerance, npy, batch_size,
         None, weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance
     )
     embedder.progress = err_line
-    done, failed = [], 0
-    for batch in embedder.embed_sources(read_queries(images), batch_size=batch_size):
-        for result in batch:
-            if result.error:
-                failed += 1
-                err_line(f"failed: {result.source}: {result.error}")
-                continue
-            done.append(result)
-            if as_json:
-                print_json(
-                    {"path": result.source, "width": result.width, "height": result.height,
-                     "vector": [round(float(x), 7) for x in result.vector]}
-                )
+    done, failed = [], []
+    for result in embedded_images(embedder, images, batch_size, as_json, failed):
+        done.append(result)
+        if as_json:
+            print_json(
+                {"path": result.source, "width": result.width, "height": result.height,
+                 "vector": [round(float(x), 7) for x in result.vector]}
+            )
     if npy and done:
         np.save(npy, np.stack([r.vector for r in done]).astype(np.float32))
         with open(npy + ".paths.txt", "w", encoding="utf-8") as f:
@@ -736,21 +744,13 @@ def phash_legacy_hash(images, batch_size, as_json):
     """
     from .phash import PHash, bits_to_hex, segments
 
-    hasher = PHash()
-    rows, failed = [], 0
-    for batch in hasher.embed_sources(read_queries(images), batch_size=batch_size):
-        for result in batch:
-            if result.error:
-                failed += 1
-                err_line(f"failed: {result.source}: {result.error}")
-                if as_json:
-                    print_json({"path": result.source, "error": result.error})
-                continue
-            digest = bits_to_hex(result.vector)
-            if as_json:
-                print_json({"path": result.source, "hash": digest, "segments": segments(digest)})
-            else:
-                rows.append((result.source, digest))
+    rows, failed = [], []
+    for result in embedded_images(PHash(), images, batch_size, as_json, failed):
+        digest = bits_to_hex(result.vector)
+        if as_json:
+            print_json({"path": result.source, "hash": digest, "segments": segments(digest)})
+        else:
+            rows.append((result.source, digest))
     if not as_json and rows:
         from rich.markup import escape
         from rich.table import Table
