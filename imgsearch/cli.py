@@ -81,27 +81,28 @@ def store_options(fn):
     return fn
 
 
+# Choices of the feature options, repeated here so that `--help` does not import numpy and Pillow;
+# tests/test_cli_help.py keeps them equal to imgsearch.features.
+POOLINGS = ("max", "avg", "gem")
+RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
+BORDER_TOLERANCE = 24
+
+
 def feature_options(fn):
     """How VGG16 vectors are made. Unset options follow the collection's stored settings."""
-    from . import features
-
     fn = click.option(
         "--weights",
         envvar="IMGSEARCH_WEIGHTS",
         type=click.Path(dir_okay=False),
         help="VGG16 notop weights file [env IMGSEARCH_WEIGHTS; default: see `imgsearch weights`].",
     )(fn)
-    fn = click.option(
-        "--pooling", type=click.Choice(features.POOLINGS), help="Pooling of block5 (default: max)."
-    )(fn)
-    fn = click.option(
-        "--resize", type=click.Choice(list(features.RESIZE_FILTERS)), help="Resize filter (default: bilinear)."
-    )(fn)
+    fn = click.option("--pooling", type=click.Choice(POOLINGS), help="Pooling of block5 (default: max).")(fn)
+    fn = click.option("--resize", type=click.Choice(RESIZE_FILTERS), help="Resize filter (default: bilinear).")(fn)
     fn = click.option(
         "--border-tolerance",
         type=click.IntRange(-1, 254),
         help=f"Grey level up to which edge rows/columns count as black border; -1 keeps borders "
-        f"(default: {features.BORDER_TOLERANCE}).",
+        f"(default: {BORDER_TOLERANCE}).",
     )(fn)
     return fn
 

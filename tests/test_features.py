@@ -162,6 +162,14 @@ def test_photo_without_border_is_unchanged(sample_images):
     assert crop_black_border(photo) is photo
 
 
+def test_cli_choices_match_the_library():
+    from imgsearch import cli
+
+    assert cli.POOLINGS == features.POOLINGS
+    assert cli.RESIZE_FILTERS == tuple(features.RESIZE_FILTERS)
+    assert cli.BORDER_TOLERANCE == features.BORDER_TOLERANCE
+
+
 # --- preprocessing ---------------------------------------------------------------------------------
 
 
