@@ -82,7 +82,7 @@ def store_options(fn):
 
 
 # Choices of the feature options, repeated here so that `--help` does not import numpy and Pillow;
-# tests/test_cli_help.py keeps them equal to imgsearch.features.
+# tests/test_features.py keeps them equal to imgsearch.features.
 POOLINGS = ("max", "avg", "gem")
 RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
 BORDER_TOLERANCE = 24
