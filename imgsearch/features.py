@@ -282,7 +282,7 @@ class Embedder:
             return load_image(data, label=label, min_side=self.decode_min_side)
         return load_image(source, min_side=self.decode_min_side)
 
-    def _load_and_prepare(self, source) -> Embedded:
+    def _load_and_prepare(self, source) -> tuple[Embedded, np.ndarray | None]:
         try:
             loaded = self.load(source)
             array = self.prepare(loaded.image)
