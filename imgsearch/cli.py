@@ -176,7 +176,7 @@ class _ProgressBar:
     def __call__(self, done: int, total: int):
         if self.bar is not None:
             elapsed = self.bar.tasks[0].elapsed or 0
-            rate = f"{done / elapsed:.1f} files/s" if elapsed > 1 and done else ""
+            rate = f"{done / elapsed:.1f} images/s" if elapsed > 1 and done else ""
             self.bar.update(self.task, completed=done, total=total, rate=rate)
 
     def __exit__(self, *exc):
