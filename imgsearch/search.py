@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from .features import Embedder
-from .files import walk_files
+from .files import looks_like_image_name, walk_files
 from .store import Collection, check_owner, check_page
 
 
@@ -46,15 +46,20 @@ class QueryResult:
         return out
 
 
-def expand_queries(queries: Iterable, include_hidden: bool = False) -> list:
-    """A folder stands for the images in it; ``(bytes, label)`` pairs and files pass through."""
-    sources = []
+def expand_queries(queries: Iterable, include_hidden: bool = False) -> tuple[list, set[str]]:
+    """A folder stands for the files in it; ``(bytes, label)`` pairs and files pass through.
+
+    Returns the sources and the set of those found in folders (where a file that is no image is skipped).
+    """
+    sources, found = [], set()
     for query in queries:
         if isinstance(query, tuple) or not os.path.isdir(query):
             sources.append(query)
         else:
-            sources.extend(e.path for e in walk_files([query], include_hidden=include_hidden))
-    return sources
+            paths = [e.path for e in walk_files([query], include_hidden=include_hidden)]
+            sources.extend(paths)
+            found.update(paths)
+    return sources, found
 
 
 def search_images(
@@ -73,7 +78,8 @@ def search_images(
     offset = check_page(top_k, page)
     if owner is not None:
         owner = check_owner(owner)
-    for batch in embedder.embed_sources(expand_queries(queries), batch_size=batch_size):
+    sources, found_in_folders = expand_queries(queries)
+    for batch in embedder.embed_sources(sources, batch_size=batch_size):
         ok = [r for r in batch if r.vector is not None]
         hits_per_query = (
             collection.search([r.vector for r in ok], top_k=top_k, offset=offset, owner=owner) if ok else []
@@ -81,7 +87,10 @@ def search_images(
         hits_by_source = dict(zip((id(r) for r in ok), hits_per_query))
         for result in batch:
             if result.error:
-                yield QueryResult(result.source, page, top_k, error=result.error)
+                # A stray non-image in a query folder (a note, a sidecar) is skipped, not a failed query.
+                stray = result.not_image and result.source in found_in_folders
+                if not (stray and not looks_like_image_name(result.source)):
+                    yield QueryResult(result.source, page, top_k, error=result.error)
                 continue
             matches = []
             for rank, hit in enumerate(hits_by_source[id(result)], start=offset + 1):

@@ -151,7 +151,9 @@ class Store:
             return None
         properties = self.client.describe_collection(name).get("properties") or {}
         if SCHEMA_KEY not in properties:
-            raise StoreError(f"collection {name!r} at {self.uri} was not made by imgsearch; choose another --collection")
+            raise StoreError(
+                f"collection {name!r} at {self.uri} was not made by imgsearch; choose another --collection"
+            )
         version = _int_or_none(properties[SCHEMA_KEY])
         if version != SCHEMA_VERSION:
             newer = version is not None and version > SCHEMA_VERSION

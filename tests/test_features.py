@@ -234,6 +234,7 @@ def test_edited_copies_find_their_originals(vgg, sample_images):
 def test_failed_images_are_reported_in_order(vgg, tmp_path, photo_dir):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
-    results = [r for batch in vgg.embed_sources([photo_dir / "coffee.jpg", bad, photo_dir / "camera.jpg"]) for r in batch]
+    sources = [photo_dir / "coffee.jpg", bad, photo_dir / "camera.jpg"]
+    results = [r for batch in vgg.embed_sources(sources) for r in batch]
     assert [r.error is None for r in results] == [True, False, True]
     assert results[1].source == str(bad) and results[1].vector is None

@@ -139,7 +139,10 @@ def test_cli_stdin_folder_and_table(milvus, vgg_weights, gallery, sample_images)
     result = _run(milvus, vgg_weights, "search", "-", "-k", "1", "--json", input=data)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["results"][0]["path"].endswith("/rocket.jpg")
+    (gallery["bob"] / "notes.txt").write_text("not a photo")  # skipped in a folder query, not an error
     result = _run(milvus, vgg_weights, "search", str(gallery["bob"]), "-k", "1", "--json")
+    (gallery["bob"] / "notes.txt").unlink()
+    assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == len(SAMPLE_PHOTOS) - len(ALICE)
     assert all(line["results"][0]["path"] == line["query"] for line in lines)  # each finds itself
