@@ -27,6 +27,14 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+        except Exception as e:
+            # Milvus failing mid-run (a server gone, a rejected request): one line, not a traceback.
+            if not type(e).__module__.startswith(("pymilvus", "grpc", "milvus_lite")):
+                raise
+            message = (getattr(e, "message", None) or str(e)).splitlines()[0]
+            err = click.ClickException(f"Milvus: {message}")
+            err.exit_code = EXIT_FATAL
+            raise err from None
 
 
 def json_option(fn):

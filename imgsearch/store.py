@@ -96,18 +96,17 @@ class Store:
 
     def _connect(self, timeout: float):
         from pymilvus import MilvusClient
-        from pymilvus.exceptions import MilvusException
 
         if not self.is_server:
+            if not self.uri.endswith(".db"):
+                raise StoreError(f"--uri {self.uri}: a Milvus Lite database path ends in .db; a server URI is http://...")
             path = Path(self.uri)
             if path.is_file():
                 raise StoreError(f"{self.uri} is a file; a Milvus Lite database is a directory (give a new path)")
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return MilvusClient(uri=self.uri, token=self.token, timeout=timeout)
-        except MilvusException as e:
-            raise StoreError(self._explain_connect_error(e)) from None
-        except Exception as e:  # grpc and milvus-lite raise their own types; all mean "could not connect"
+        except Exception as e:  # pymilvus, grpc and milvus-lite raise their own types; all mean "could not connect"
             raise StoreError(self._explain_connect_error(e)) from None
 
     def _explain_connect_error(self, e) -> str:

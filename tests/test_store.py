@@ -82,11 +82,13 @@ def test_limits_and_owner_names():
             check_owner(bad)
 
 
-def test_lite_path_that_is_a_file(tmp_path):
+def test_lite_paths_that_cannot_be_a_database(tmp_path):
     path = tmp_path / "photos.db"
     path.write_text("not a database")
     with pytest.raises(StoreError, match="is a file"):
         Store(str(path))
+    with pytest.raises(StoreError, match="ends in .db"):
+        Store(str(tmp_path / "photos"))
 
 
 def test_unreachable_server_fails_fast_in_one_line():
