@@ -240,6 +240,10 @@ def index(paths, uri, collection, weights, pooling, resize, border_tolerance, ow
                        as_json))
 
 
+# Repeated from imgsearch.search so that --help imports no numpy; tests/test_search.py keeps them equal.
+_DEFAULT_THRESHOLD = 0.80
+
+
 def read_queries(queries):
     """QUERY arguments as sources: '-' reads image bytes from standard input."""
     sources = []
@@ -308,7 +312,13 @@ def run_search(queries, uri, collection, embedder_cls, options, top_k, page, own
 @store_options
 @feature_options
 @page_options
-@click.option("--threshold", type=click.FloatRange(-1, 1), help="Keep only hits with similarity >= this.")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(-1, 1),
+    default=_DEFAULT_THRESHOLD,
+    show_default=True,
+    help="Keep only hits with similarity >= this (0.80: the same picture, edited); -1 lists every rank.",
+)
 @json_option
 def search(queries, uri, collection, weights, pooling, resize, border_tolerance, top_k, page, owner, threshold,
            as_json):
@@ -441,7 +451,7 @@ def demo(workdir, weights):
             with _ProgressBar("Indexing") as progress:
                 summary = index_paths(coll, embedder, [photos], progress=progress)
             err_line(f"indexed {summary.new} photos")
-            err_line(f"$ imgsearch search {query} --uri {uri} --top-k 5")
+            err_line(f"$ imgsearch search {query} --uri {uri} --top-k 5 --threshold -1")
             (result,) = search_images(coll, embedder, [query], top_k=5)
         print_results(result)
     finally:

@@ -383,5 +383,6 @@ class VGG16Features(Embedder):
         return vgg16_preprocess(np.asarray(image))
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
-        fmap = self.model(batch, training=False)
+        # predict_on_batch: 7% more images/s than model(x) here, same output (benchmarks/RESULTS.md).
+        fmap = self.model.predict_on_batch(batch)
         return pool_feature_map(np.asarray(fmap), self.pooling)

@@ -29,6 +29,7 @@ MAX_PATH = 4096
 MAX_OWNER = 255
 OWNER_RE = re.compile(r"^[\w.@+ -]{0,255}$")
 FIELDS = ("path", "size", "mtime", "content_hash", "width", "height", "owner", "indexed_at")
+HNSW_SEARCH_EF = 256
 CONNECT_TIMEOUT = 5.0  # seconds to reach a server; an unreachable URI fails within it
 
 
@@ -352,8 +353,9 @@ class Collection:
         if self.binary:
             params = {"metric_type": "HAMMING" if self.packed else "L2", "params": {}}
         else:
-            # HNSW needs ef >= the ranks asked for; 64 is Milvus's default floor.
-            params = {"metric_type": "COSINE", "params": {"ef": max(64, offset + top_k)}}
+            # HNSW needs ef >= the ranks asked for; Milvus's default of 64 missed the true top-1 for 8-10% of
+            # queries at 100k-1M vectors, 256 for none, at the same latency (benchmarks/RESULTS.md).
+            params = {"metric_type": "COSINE", "params": {"ef": max(HNSW_SEARCH_EF, offset + top_k)}}
         results = self.client.search(
             self.name,
             data=[self._to_milvus(v) for v in vectors],

@@ -123,7 +123,8 @@ def _run(milvus, vgg_weights, *args, input=None):
 def test_cli_json_lines_one_per_query(milvus, vgg_weights, gallery, photo_dir, sample_images, tmp_path):
     edited = tmp_path / "copy.jpg"
     edited.write_bytes(_edited(sample_images, "chelsea")[0])
-    result = _run(milvus, vgg_weights, "search", str(edited), str(photo_dir / "camera.jpg"), "-k", "2", "--json")
+    args = ["search", str(edited), str(photo_dir / "camera.jpg"), "-k", "2", "--threshold", "-1", "--json"]
+    result = _run(milvus, vgg_weights, *args)
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["query"] for line in lines] == [str(edited), str(photo_dir / "camera.jpg")]
@@ -132,6 +133,21 @@ def test_cli_json_lines_one_per_query(milvus, vgg_weights, gallery, photo_dir, s
     assert set(first["results"][0]) == {"rank", "id", "path", "similarity", "distance", "owner"}
     assert first["results"][0]["path"].endswith("/chelsea.jpg") and first["results"][0]["owner"] == "alice"
     assert abs(first["results"][0]["similarity"] + first["results"][0]["distance"] - 1) < 1e-6
+
+
+def test_cli_default_threshold_keeps_only_the_same_picture(milvus, vgg_weights, gallery, sample_images, tmp_path):
+    from imgsearch import cli as cli_module
+    from imgsearch.search import DEFAULT_THRESHOLD
+
+    assert cli_module._DEFAULT_THRESHOLD == DEFAULT_THRESHOLD
+    edited = tmp_path / "copy.jpg"
+    edited.write_bytes(_edited(sample_images, "astronaut")[0])
+    result = _run(milvus, vgg_weights, "search", str(edited), "-k", "5", "--json")
+    hits = json.loads(result.stdout)["results"]
+    assert [h["path"].rsplit("/", 1)[1] for h in hits] == ["astronaut.jpg"]  # the unrelated photos are cut
+    everything = json.loads(_run(milvus, vgg_weights, "search", str(edited), "-k", "5", "--threshold", "-1",
+                                 "--json").stdout)["results"]
+    assert len(everything) == 5 and all(h["similarity"] < DEFAULT_THRESHOLD for h in everything[1:])
 
 
 def test_cli_stdin_folder_and_table(milvus, vgg_weights, gallery, sample_images):

@@ -1,0 +1,114 @@
+"""Shared helpers of the hand-run benchmarks: machine and versions, load average, markdown tables, the command.
+
+Not a test and not part of the package; the scripts in this folder import it from their own directory.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import statistics
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+DEV_PHOTOS = "/work/shared/photos/dev"
+DEFAULT_ORIGINALS = f"{DEV_PHOTOS}/originals"
+DEFAULT_DISTRACTORS = f"{DEV_PHOTOS}/distractors"
+WORK_DIR = Path(os.environ.get("IMGSEARCH_BENCH_DIR", "/tmp/imgsearch-bench"))  # caches, edits, databases
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+
+PACKAGES = ("tensorflow-cpu", "keras", "pymilvus", "milvus-lite", "pillow", "numpy", "imagehash", "faiss-cpu")
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def image_files(folder) -> list[str]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        sys.exit(f"no such folder: {folder}")
+    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [flag for flag in CPU_FLAGS if flag in have]
+    except OSError:
+        pass
+    return []
+
+
+def version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+def load_average() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "n/a"
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def machine_line() -> str:
+    cores = os.cpu_count() or 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    versions = ", ".join(f"{p} {version(p)}" for p in PACKAGES)
+    return (
+        f"{cpu_model()}, {cores} cores ({usable} usable), flags: {' '.join(cpu_flags()) or 'none of interest'}; "
+        f"Python {platform.python_version()}; {versions}"
+    )
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+
+
+def header(title: str):
+    print(f"## {title}\n")
+    print(f"Date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; load average at start: {load_average()}")
+    print(f"Machine: {machine_line()}")
+    print(f"Command: `{command_line()}`\n")
+
+
+def footer():
+    print(f"\nLoad average at the end: {load_average()} (1, 5, 15 min; 2 cores = fully busy at 2.0).")
+    print(f"Command: `{command_line()}`")
+
+
+def table(columns: list[str], rows: list[list], align: str | None = None) -> str:
+    """A markdown table; ``align`` is one letter per column (l or r), numbers right-aligned by default."""
+    if align is None:
+        align = "l" + "r" * (len(columns) - 1)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def spread(values, fmt="{:.1f}") -> str:
+    """'median (min-max)'."""
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"

@@ -1,0 +1,368 @@
+"""Indexing throughput: `imgsearch index` end to end against the model alone and against the seed's loop.
+
+    python benchmarks/throughput.py [PHOTOS] [--count 200] [--repeats 3] [--no-cli] [--no-seed] [--profile]
+    python benchmarks/throughput.py --quick          # 48 photos, 2 repeats: a smoke run
+
+Measured in one process, interleaved (each repeat runs every method once, in turn, so drift of a shared
+machine hits all alike), on the first COUNT photos of the folder (by name; linked, not copied, into a work folder):
+
+- model alone: the VGG16 model (``VGG16Features.embed``: ``model(x, training=False)`` + max pooling) on batches
+  that were decoded and preprocessed beforehand - this machine's ceiling;
+- pipeline: ``VGG16Features.embed_sources`` (threaded decode, border crop, resize, preprocess, model), no store;
+- index_paths: the library's indexing on a fresh Milvus Lite database (walk, lookup, embed, upsert), model
+  already loaded; opening the store and creating the collection are timed separately;
+- CLI: ``imgsearch index FOLDER --uri NEW.db --json`` in a subprocess, on COUNT photos and on 1 photo; the
+  difference is the per-image rate without start-up (imports, weights, model build, store open);
+- seed loop: the 2020 code, one image at a time: ``keras.utils.load_img(path, target_size=(224, 224))``,
+  ``preprocess_input``, ``model.predict`` (verbose=0) on a batch of one, divided by the L2 norm.
+
+Rates are images/s (median of the repeats, range in brackets); "CPU s/img" is process CPU time per image (all
+threads), steadier than wall time when other work shares the cores. --profile adds where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as common  # noqa: E402
+
+
+def log(msg: str):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def linked_folder(paths: list[str], name: str) -> Path:
+    """A folder of symlinks to ``paths`` (recreated each run), so `imgsearch index FOLDER` sees exactly them."""
+    folder = common.WORK_DIR / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for p in paths:
+        os.symlink(p, folder / os.path.basename(p))
+    return folder
+
+
+class Timer:
+    def __init__(self):
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+        self.n: dict[str, int] = {}
+
+    def run(self, name: str, n: int, fn):
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = fn()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        self.wall.setdefault(name, []).append(wall)
+        self.cpu.setdefault(name, []).append(cpu)
+        self.n[name] = n
+        return out
+
+    def add(self, name: str, n: int, wall: float, cpu: float | None = None):
+        self.wall.setdefault(name, []).append(wall)
+        if cpu is not None:
+            self.cpu.setdefault(name, []).append(cpu)
+        self.n[name] = n
+
+    def rate(self, name: str) -> float:
+        return self.n[name] / statistics.median(self.wall[name])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("photos", nargs="?", default=common.DEFAULT_ORIGINALS)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=16, help="batch size of index/embed_sources [16]")
+    parser.add_argument("--no-cli", action="store_true", help="skip the CLI subprocess runs")
+    parser.add_argument("--no-seed", action="store_true", help="skip the seed's one-by-one loop")
+    parser.add_argument("--profile", action="store_true", help="also break the end-to-end time down")
+    parser.add_argument("--quick", action="store_true", help="48 photos, 2 repeats")
+    parser.add_argument("--call-styles", action="store_true",
+                        help="only compare ways of calling the model (interleaved, --repeats times, all photos)")
+    parser.add_argument("--tf-threads", help="INTRA,INTER: set TensorFlow's thread pools before the model loads")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.count, args.repeats = min(args.count, 48), 2
+
+    load_start = common.load_average()
+    paths = common.image_files(args.photos)[: args.count]
+    n = len(paths)
+    folder = linked_folder(paths, f"throughput-{n}")
+    one = linked_folder(paths[:1], "throughput-1")
+    bs = args.batch_size
+
+    from imgsearch.features import VGG16Features, load_image
+    from imgsearch.indexing import index_paths
+    from imgsearch.store import Store
+    from imgsearch.weights import import_keras
+
+    if args.tf_threads:
+        import_keras()
+        import tensorflow as tf
+
+        intra, inter = (int(x) for x in args.tf_threads.split(","))
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    t0 = time.perf_counter()
+    embedder = VGG16Features()
+    embedder.model  # noqa: B018  (load once: excluded from every in-process rate)
+    model_load = time.perf_counter() - t0
+    keras = import_keras()
+    import tensorflow as tf
+    from keras.applications.vgg16 import preprocess_input
+
+    # Pre-decoded, preprocessed batches for "model alone" (the same arrays the pipeline makes).
+    prepared = np.stack([embedder.prepare(load_image(p).image) for p in paths])
+    batches = [prepared[i : i + bs] for i in range(0, n, bs)]
+    # Paths in the order index_paths visits them (sorted by name, like walk_files).
+    linked = sorted(str(folder / os.path.basename(p)) for p in paths)
+    weights_path = str(embedder.weights_info.path)
+    seed_model = None
+    if not args.no_seed:
+        seed_model = keras.applications.VGG16(
+            weights=weights_path, input_shape=(224, 224, 3), pooling="max", include_top=False
+        )
+
+    def model_alone():
+        for b in batches:
+            embedder.embed(b)
+
+    if args.call_styles:
+        call_styles(embedder, batches, n, args.repeats, load_start, tf)
+        return
+
+    def pipeline():
+        for _ in embedder.embed_sources(paths, batch_size=bs):
+            pass
+
+    store_open: list[float] = []
+
+    def run_index_paths(tmp):
+        t = time.perf_counter()
+        store = Store(os.path.join(tmp, f"idx-{len(store_open)}.db"))
+        coll = store.collection("images", embedder.config())
+        store_open.append(time.perf_counter() - t)
+        try:
+            return timer.run("index_paths", n, lambda: index_paths(coll, embedder, [str(folder)], batch_size=bs))
+        finally:
+            store.close()
+
+    def seed_loop():
+        for p in paths:
+            img = keras.utils.load_img(p, target_size=(224, 224))
+            x = np.expand_dims(keras.utils.img_to_array(img), axis=0)
+            feat = seed_model.predict(preprocess_input(x), verbose=0)
+            feat = feat[0] / np.linalg.norm(feat[0])
+
+    exe = shutil.which("imgsearch", path=os.path.dirname(sys.executable)) or shutil.which("imgsearch")
+
+    def cli(target: Path, tmp: str, label: str, count: int):
+        uri = os.path.join(tmp, f"cli-{label}-{len(timer.wall.get(label, []))}.db")
+        cmd = [exe, "index", str(target), "--uri", uri, "--json", "--batch-size", str(bs)]
+        t = time.perf_counter()
+        usage0 = os.times()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "IMGSEARCH_URI": uri})
+        wall = time.perf_counter() - t
+        usage1 = os.times()
+        cpu = (usage1.children_user - usage0.children_user) + (usage1.children_system - usage0.children_system)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        if summary["new"] != count:
+            raise SystemExit(f"CLI indexed {summary['new']} images, expected {count}")
+        timer.add(label, count, wall, cpu)
+
+    timer = Timer()
+    loads = []
+    with tempfile.TemporaryDirectory(dir=str(common.WORK_DIR)) as tmp:
+        log(f"{n} photos, batch size {bs}; warm-up")
+        model_alone()  # warm-up: graph, allocator, page cache
+        for r in range(args.repeats):
+            timer.run("model alone", n, model_alone)
+            timer.run("pipeline", n, pipeline)
+            summary = run_index_paths(tmp)
+            assert summary.new == n and not summary.failed, summary
+            if not args.no_cli:
+                cli(folder, tmp, "CLI", n)
+                cli(one, tmp, "CLI, 1 photo", 1)
+            if seed_model is not None:
+                timer.run("seed loop", n, seed_loop)
+            loads.append(common.load_average())
+            log(f"repeat {r + 1}/{args.repeats}: model alone {timer.rate('model alone'):.2f}/s, "
+                f"index_paths {timer.rate('index_paths'):.2f}/s; load {loads[-1]}")
+
+        profile_rows = profile(embedder, paths, linked, batches, prepared, tmp, bs, keras, tf) if args.profile else None
+
+    # --- report ---------------------------------------------------------------------------------------------
+    print(f"## Indexing throughput: {n} photos, batch size {bs}, {args.repeats} repeats\n")
+    print(f"Date: {time.strftime('%Y-%m-%d')}; load average at start: {load_start}; after each repeat: "
+          f"{'; '.join(loads)}")
+    print(f"Machine: {common.machine_line()}")
+    print(f"TensorFlow threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads()}, inter-op "
+          f"{tf.config.threading.get_inter_op_parallelism_threads()} (0 = TensorFlow's choice)")
+    print(f"Command: `{common.command_line()}`\n")
+    base = timer.rate("model alone")
+    base_cpu = statistics.median(timer.cpu["model alone"]) / n
+    rows = []
+    described = {
+        "model alone": "VGG16 on pre-decoded, preprocessed batches (the ceiling)",
+        "pipeline": "embed_sources: threaded decode + prepare, overlapped with the model",
+        "index_paths": "library indexing into a fresh Milvus Lite db (model loaded)",
+        "CLI": "`imgsearch index` subprocess, everything included",
+        "CLI, 1 photo": "`imgsearch index` on 1 photo: start-up cost",
+        "seed loop": "seed: load_img + model.predict per image",
+    }
+    for name in described:
+        if name not in timer.wall:
+            continue
+        walls = timer.wall[name]
+        rates = [timer.n[name] / w for w in walls]
+        cpu = statistics.median(timer.cpu[name]) / timer.n[name] if name in timer.cpu else float("nan")
+        if name == "CLI, 1 photo":
+            rows.append([name, described[name], f"{statistics.median(walls):.1f} s "
+                         f"({min(walls):.1f}-{max(walls):.1f})", "-", f"{cpu:.2f}", "-"])
+            continue
+        rows.append([name, described[name], f"{statistics.median(rates):.2f} ({min(rates):.2f}-{max(rates):.2f})",
+                     f"{statistics.median(rates) / base:.1%}", f"{cpu:.3f}", f"{cpu / base_cpu:.2f}x"])
+    if "CLI" in timer.wall and "CLI, 1 photo" in timer.wall:
+        # Per-repeat differences: the CLI's rate once its start-up is paid.
+        diffs = [(n - 1) / (a - b) for a, b in zip(timer.wall["CLI"], timer.wall["CLI, 1 photo"])]
+        rate = statistics.median(diffs)
+        rows.append(["CLI without start-up", f"({n} - 1) / (CLI - CLI on 1 photo), per repeat",
+                     f"{rate:.2f} ({min(diffs):.2f}-{max(diffs):.2f})", f"{rate / base:.1%}", "-", "-"])
+    print(common.table(["method", "what", "images/s", "vs model alone", "CPU s/img", "CPU vs model"], rows,
+                       align="llrrrr"))
+    print(f"\nOne-time costs (in this process): model load (weights resolve + build + check) {model_load:.1f} s; "
+          f"Store open + collection create {statistics.median(store_open):.2f} s (median).")
+    if profile_rows:
+        print("\n### Where the time goes\n")
+        print(common.table(["step", "measure", "value"], profile_rows, align="llr"))
+    common.footer()
+
+
+def call_styles(embedder, batches, n, repeats, load_start, tf):
+    """model(x, training=False) (what VGG16Features.embed does) against the other ways Keras offers."""
+    model = embedder.model
+    graph = tf.function(model, reduce_retracing=True)
+    xla = tf.function(model, jit_compile=True, reduce_retracing=True)
+    styles = {
+        "model(x, training=False) (current embed)": lambda b: model(b, training=False),
+        "model.predict_on_batch(x)": lambda b: model.predict_on_batch(b),
+        "model.predict(x, verbose=0)": lambda b: model.predict(b, verbose=0),
+        "tf.function(model)(x)": lambda b: graph(b, training=False),
+        "tf.function(model, jit_compile=True)(x) (XLA)": lambda b: xla(b, training=False),
+    }
+    reference = np.asarray(model(batches[0], training=False))
+    worst = {}
+    for name, fn in styles.items():  # warm-up (tracing, XLA compile) and agreement check
+        for b in batches[:1] + batches[-1:]:
+            fn(b)
+        worst[name] = float(np.abs(np.asarray(fn(batches[0])) - reference).max() / np.abs(reference).max())
+    timer = Timer()
+    loads = []
+    for _ in range(repeats):
+        for name, fn in styles.items():
+            timer.run(name, n, lambda: [np.asarray(fn(b)) for b in batches])
+        loads.append(common.load_average())
+    print(f"## Ways of calling the model: {n} photos in batches of {len(batches[0])}, {repeats} repeats interleaved\n")
+    print(f"Date: {time.strftime('%Y-%m-%d')}; load average at start: {load_start}; after each repeat: "
+          f"{'; '.join(loads)}")
+    print(f"Machine: {common.machine_line()}")
+    print(f"Command: `{common.command_line()}`\n")
+    base = timer.rate(next(iter(styles)))
+    rows = []
+    for name in styles:
+        rates = [n / w for w in timer.wall[name]]
+        rows.append([name, f"{statistics.median(rates):.2f} ({min(rates):.2f}-{max(rates):.2f})",
+                     f"{statistics.median(rates) / base:.1%}", f"{statistics.median(timer.cpu[name]) / n:.3f}",
+                     f"{worst[name]:.1e}"])
+    print(common.table(["call", "images/s", "vs model(x)", "CPU s/img", "max rel. difference of block5 map"], rows))
+    common.footer()
+
+
+def profile(embedder, paths, linked, batches, prepared, tmp, bs, keras, tf):
+    """Single-threaded costs of each step, and the pipeline's rate for other batch sizes and thread counts."""
+    from imgsearch.features import IMAGE_SIZE, RESIZE_FILTERS, crop_black_border, load_image, vgg16_preprocess
+    from imgsearch.files import walk_files
+    from imgsearch.store import Store, row_id
+
+    n = len(paths)
+    rows = []
+
+    def timed(fn, repeats=3):
+        out = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+        return statistics.median(out)
+
+    loaded = []
+    t_decode = timed(lambda: loaded.__setitem__(slice(None), [load_image(p) for p in paths]))
+    images = [li.image for li in loaded]
+    cropped = []
+    t_crop = timed(lambda: cropped.__setitem__(slice(None), [crop_black_border(im) for im in images]))
+    resized = []
+    t_resize = timed(lambda: resized.__setitem__(
+        slice(None), [im.resize((IMAGE_SIZE, IMAGE_SIZE), RESIZE_FILTERS[embedder.resize]) for im in cropped]))
+    t_pre = timed(lambda: [vgg16_preprocess(np.asarray(im)) for im in resized])
+    per = lambda t: f"{1000 * t / n:.1f} ms/img"  # noqa: E731
+    rows += [
+        ["decode", "load_image (read, JPEG draft decode to >= 320 px, EXIF, RGB), one thread", per(t_decode)],
+        ["border crop", "crop_black_border, one thread", per(t_crop)],
+        ["resize", f"{embedder.resize} to 224x224, one thread", per(t_resize)],
+        ["preprocess", "vgg16_preprocess (BGR, minus means), one thread", per(t_pre)],
+    ]
+    t_model = timed(lambda: [embedder.embed(b) for b in batches])
+    rows.append(["model", f"embed(batch of {bs}): model(x, training=False) + max pooling", per(t_model)])
+    t_walk = timed(lambda: list(walk_files([os.path.dirname(linked[0])])))
+    rows.append(["walk", "walk_files over the folder", per(t_walk)])
+    vectors = np.random.default_rng(0).standard_normal((n, 512)).astype(np.float32)
+    with Store(os.path.join(tmp, "profile.db")) as store:
+        coll = store.collection("images", embedder.config())
+        ids = [row_id(p) for p in linked]
+        t_get = timed(lambda: coll.get(ids, fields=("size", "mtime", "owner")), repeats=1)
+        rows_data = [{"id": row_id(p), "vector": v, "path": p, "size": 1, "mtime": 0.0, "content_hash": "x" * 32,
+                      "width": 1, "height": 1, "owner": "", "indexed_at": 0} for p, v in zip(linked, vectors)]
+        t_upsert = timed(lambda: [coll.upsert(rows_data[i : i + bs]) for i in range(0, n, bs)])
+    rows.append(["lookup", "Collection.get of every id (unchanged-file check), empty collection", per(t_get)])
+    rows.append(["upsert", f"Collection.upsert in batches of {bs} (Milvus Lite)", per(t_upsert)])
+
+    # The model through other call styles and batch sizes, and the pipeline with other settings: on the first
+    # 64 photos, to keep the profile short.
+    sub = min(n, 64)
+    model = embedder.model
+    batches = [prepared[i : i + bs] for i in range(0, sub, bs)]
+    for label, fn in (
+        ("predict_on_batch", lambda b: model.predict_on_batch(b)),
+        ("predict", lambda b: model.predict(b, verbose=0)),
+    ):
+        t = timed(lambda: [fn(b) for b in batches], repeats=2)
+        rows.append(["model call", f"{label} on batches of {bs} ({sub} photos)", f"{sub / t:.2f} img/s"])
+    for size in (1, 4, 8, 16, 32, 64):
+        other = [prepared[i : i + size] for i in range(0, sub, size)]
+        t = timed(lambda: [model(b, training=False) for b in other], repeats=2)
+        rows.append(["model batch size", f"model(x, training=False), batches of {size} ({sub} photos)",
+                     f"{sub / t:.2f} img/s"])
+    # The pipeline (no store) with other batch sizes and decode-thread counts.
+    for size, workers in ((16, 1), (16, 2), (16, 3), (8, 2), (32, 2)):
+        t = timed(lambda: [None for _ in embedder.embed_sources(paths[:sub], batch_size=size, workers=workers)],
+                  repeats=2)
+        rows.append(["pipeline", f"embed_sources batch {size}, {workers} decode threads ({sub} photos)",
+                     f"{sub / t:.2f} img/s"])
+    return rows
+
+
+if __name__ == "__main__":
+    main()
