@@ -715,7 +715,7 @@ def main(argv=None):
         print("\n### Cross-check through Milvus Lite (index_paths + search_images, default settings)\n")
         print(check_milvus(gallery, queries, edits, results[vgg_default], gallery_index))
 
-    print(f"\nExtraction: " + "; ".join(f"{m}: {t}" for m, t in timings.items() if m in shown))
+    print("\nExtraction: " + "; ".join(f"{m}: {t}" for m, t in timings.items() if m in shown))
     print(f"Total run time {time.perf_counter() - t_start:.0f} s.")
     common.footer()
     if args.json:

@@ -21,18 +21,8 @@ import time
 from pathlib import Path
 
 DEFAULT_PHOTOS = "/work/shared/photos/dev/originals"
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as common  # noqa: E402
 
 
 def main(argv=None):
@@ -51,9 +41,7 @@ def main(argv=None):
     from imgsearch.phash import PHash, bits_to_hex, hash_image
 
     folder = Path(args.photos)
-    if not folder.is_dir():
-        sys.exit(f"no such folder: {folder} (give the photos folder as the first argument)")
-    paths = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)[: args.count]
+    paths = common.image_files(folder)[: args.count]
     if len(paths) < args.count:
         print(f"note: only {len(paths)} photos in {folder}", file=sys.stderr)
     cores = os.cpu_count() or 1
@@ -122,7 +110,7 @@ def main(argv=None):
         )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"\nMachine: {cpu_model()}, {cores} cores ({usable} usable); Python {platform.python_version()}, "
+        f"\nMachine: {common.cpu_model()}, {cores} cores ({usable} usable); Python {platform.python_version()}, "
         f"Pillow {PIL.__version__}, numpy {np.__version__}, imagehash {imagehash.__version__}; "
         f"load average {load:.1f} at the end (wall-clock rates need idle cores; CPU-second rates much less so)."
     )

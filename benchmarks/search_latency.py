@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -272,7 +271,7 @@ def cold_start(uri: str, query_image: str, repeats: int) -> tuple[list, list, di
     cmds = {
         "imgsearch --version": [exe, "--version"],
         "python -c 'import tensorflow'": [sys.executable, "-c", "import tensorflow"],
-        f"imgsearch search PHOTO --uri DB --json": [exe, "search", query_image, "--uri", uri, "--json"],
+        "imgsearch search PHOTO --uri DB --json": [exe, "search", query_image, "--uri", uri, "--json"],
     }
     whole = {}
     for label, cmd in cmds.items():
