@@ -580,21 +580,14 @@ def main(argv=None):
           f"(+ the held-out originals themselves; negatives: {int(neg.sum())} queries). Seed {args.seed}, "
           f"holdout {args.holdout:.0%}. Scores: cosine similarity (VGG16), 1 - Hamming/64 (pHash).\n")
 
-    print("### Recall@1 of the original, per edit\n")
-    rows = []
-    for e in edits:
-        mask = pos & (edit_of == e)
-        rows.append([e] + [pct(results[m]["hit1"][mask].mean()) for m in shown])
-    rows.append(["**all edits**"] + [f"**{pct(results[m]['hit1'][pos].mean())}**" for m in shown])
-    print(common.table(["edit", *shown], rows))
-
-    print("\n### Recall@10 of the original, per edit\n")
-    rows = []
-    for e in edits:
-        mask = pos & (edit_of == e)
-        rows.append([e] + [pct(results[m]["hit10"][mask].mean()) for m in shown])
-    rows.append(["**all edits**"] + [f"**{pct(results[m]['hit10'][pos].mean())}**" for m in shown])
-    print(common.table(["edit", *shown], rows))
+    for key, title in (("hit1", "Recall@1"), ("hit10", "Recall@10")):
+        print(f"### {title} of the original, per edit\n")
+        rows = []
+        for e in edits:
+            mask = pos & (edit_of == e)
+            rows.append([e] + [pct(results[m][key][mask].mean()) for m in shown])
+        rows.append(["**all edits**"] + [f"**{pct(results[m][key][pos].mean())}**" for m in shown])
+        print(common.table(["edit", *shown], rows) + "\n")
 
     def summary_row(name):
         r = results[name]
