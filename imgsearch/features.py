@@ -369,12 +369,8 @@ class VGG16Features(Embedder):
             from . import weights as weights_mod
 
             self.weights_info = weights_mod.resolve_weights(self.weights, progress=self.progress)
-            keras = weights_mod.import_keras()
-            model = keras.applications.VGG16(
-                weights=str(self.weights_info.path), include_top=False, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3)
-            )
-            weights_mod.check_reference_values(model)
-            self._model = model
+            # Builds, loads (a corrupt file is a WeightsError) and checks the reference values.
+            self._model = weights_mod.build_vgg16(self.weights_info.path, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
         return self._model
 
     def prepare(self, image: Image.Image) -> np.ndarray:
