@@ -163,7 +163,7 @@ def test_photo_without_border_is_unchanged(sample_images):
 
 
 def test_cli_choices_match_the_library():
-    from imgsearch import cli
+    from imgsearch.cli import options as cli
 
     assert cli.POOLINGS == features.POOLINGS
     assert cli.RESIZE_FILTERS == tuple(features.RESIZE_FILTERS)

@@ -13,7 +13,8 @@ from conftest import DEV_PHOTOS, SAMPLE_PHOTOS, jpeg_bytes
 from PIL import Image
 
 from imgsearch import phash
-from imgsearch.cli import _PHASH_DEFAULT_MAX_DISTANCE, cli
+from imgsearch.cli import cli
+from imgsearch.cli.phash_legacy import _PHASH_DEFAULT_MAX_DISTANCE
 from imgsearch.errors import ImageError
 from imgsearch.phash import PHash, bits_to_hex, hamming, hash_image, hex_to_bits, segments
 

@@ -136,7 +136,7 @@ def test_cli_json_lines_one_per_query(milvus, vgg_weights, gallery, photo_dir, s
 
 
 def test_cli_default_threshold_keeps_only_the_same_picture(milvus, vgg_weights, gallery, sample_images, tmp_path):
-    from imgsearch import cli as cli_module
+    from imgsearch.cli import gallery as cli_module
     from imgsearch.search import DEFAULT_THRESHOLD
 
     assert cli_module._DEFAULT_THRESHOLD == DEFAULT_THRESHOLD

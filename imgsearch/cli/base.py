@@ -1,0 +1,129 @@
+"""The CLI's frame: the click group, exit codes, error handling, JSON and table output, progress, connecting."""
+
+import json
+import logging
+import sys
+
+import click
+
+from ..errors import ImgsearchError
+
+# Exit codes, documented in the README.
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # the job ran but some inputs failed (or check-cpu: no AVX2)
+EXIT_FATAL = 2  # nothing done: bad usage, unreachable store, missing weights, cannot tell
+
+
+class _Group(click.Group):
+    """Turns ImgsearchError into a one-line 'Error: ...' and a meaningful exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ImgsearchError as e:
+            err = click.ClickException(str(e))
+            err.exit_code = e.exit_code
+            raise err from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        except Exception as e:
+            # Milvus failing mid-run (a server gone, a rejected request): one line, not a traceback.
+            if not type(e).__module__.startswith(("pymilvus", "grpc", "milvus_lite")):
+                raise
+            message = (getattr(e, "message", None) or str(e)).splitlines()[0]
+            err = click.ClickException(f"Milvus: {message}")
+            err.exit_code = EXIT_FATAL
+            raise err from None
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+
+
+def print_json(obj):
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def console():
+    from rich.console import Console
+
+    return Console()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="imgsearch")
+def cli():
+    """Search-by-image over photo galleries: VGG16 features in Milvus, and the legacy pHash path."""
+
+
+def connect(uri):
+    """A Store, with the libraries' own logging hushed: we report their failures ourselves, in one line."""
+    import pymilvus  # noqa: F401  (it configures its loggers when imported: set them after that)
+
+    from ..store import Store
+
+    for name in ("milvus_lite", "pymilvus", "pymilvus.milvus_client", "grpc"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return Store(uri)
+
+
+
+def open_collection(uri, collection, embedder_cls, create, **options):
+    """Connect, then pick the embedder the collection was made with (options may override)."""
+    store = connect(uri)
+    try:
+        stored = store.stored_config(collection)
+        embedder = embedder_cls.for_collection(stored, **options)
+        if hasattr(embedder, "progress"):
+            embedder.progress = err_line
+        return store, store.collection(collection, embedder.config(), create=create), embedder
+    except BaseException:
+        store.close()
+        raise
+
+
+def err_line(message: str):
+    click.echo(message, err=True)
+
+
+# --- index / search / stats / extract ----------------------------------------------------------------
+
+
+class _ProgressBar:
+    """A rich progress bar on a terminal (files, images/s, ETA); nothing in a pipe."""
+
+    def __init__(self, label: str):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.enabled = self.console.is_terminal
+        self.label = label
+        self.bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.__enter__()
+            self.task = self.bar.add_task(self.label, total=None, rate="")
+        return self
+
+    def __call__(self, done: int, total: int):
+        if self.bar is not None:
+            elapsed = self.bar.tasks[0].elapsed or 0
+            rate = f"{done / elapsed:.1f} images/s" if elapsed > 1 and done else ""
+            self.bar.update(self.task, completed=done, total=total, rate=rate)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)

@@ -1,0 +1,285 @@
+"""index, search, stats, extract, demo: the main path's commands."""
+
+import sys
+
+import click
+
+from ..errors import StoreError
+from .base import (
+    EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, _ProgressBar, cli, console, err_line, json_option, open_collection, print_json,
+    connect,
+)
+from .options import feature_options, index_options, page_options, store_options
+
+def run_index(paths, uri, collection, embedder_cls, options, owner, batch_size, prune, hidden, as_json):
+    from ..indexing import index_paths
+
+    store, coll, embedder = open_collection(uri, collection, embedder_cls, create=True, **options)
+    with store, _ProgressBar("Indexing") as progress:
+        summary = index_paths(
+            coll, embedder, paths, owner=owner, batch_size=batch_size, prune=prune, include_hidden=hidden,
+            progress=progress,
+        )
+        total = coll.count()
+    if as_json:
+        print_json({**summary.as_dict(), "rows": total, "collection": coll.name, "uri": store.uri})
+    else:
+        for path, reason in summary.failed:
+            err_line(f"failed: {path}: {reason}")
+        from rich.table import Table
+
+        table = Table(title=f"Indexed into {coll.name!r} ({total:,} rows)", title_justify="left")
+        for name in ("new", "updated", "unchanged", "pruned", "not images", "failed"):
+            table.add_column(name, justify="right")
+        table.add_row(
+            *map(str, (summary.new, summary.updated, summary.unchanged, summary.pruned, summary.not_images)),
+            f"[red]{len(summary.failed)}[/]" if summary.failed else "0",
+        )
+        console().print(table)
+    return EXIT_OK if summary.ok else EXIT_PARTIAL
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@store_options
+@feature_options
+@index_options
+@json_option
+def index(paths, uri, collection, weights, pooling, resize, border_tolerance, owner, batch_size, prune, hidden,
+          as_json):
+    """Index the images under PATH... (recursively), incrementally.
+
+    Unchanged files (same path, size and mtime) are skipped without decoding; changed ones are re-embedded
+    and replace their row. Exit 0: all good; 1: some files failed (listed); 2: nothing could be done.
+    """
+    from ..features import VGG16Features
+
+    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance)
+    sys.exit(run_index(paths, uri, collection or "images", VGG16Features, options, owner, batch_size, prune, hidden,
+                       as_json))
+
+
+# Repeated from imgsearch.search so that --help imports no numpy; tests/test_search.py keeps them equal.
+_DEFAULT_THRESHOLD = 0.80
+
+
+def read_queries(queries):
+    """QUERY arguments as sources: '-' reads image bytes from standard input."""
+    sources = []
+    for query in queries:
+        if query == "-":
+            with click.open_file("-", "rb") as stdin:
+                sources.append((stdin.read(), "-"))
+        else:
+            sources.append(query)
+    return sources
+
+
+def embedded_images(embedder, images, batch_size, as_json, failures: list):
+    """Yield the IMAGE arguments that embed; name each failure on stderr (and as a JSON line) and go on."""
+    for batch in embedder.embed_sources(read_queries(images), batch_size=batch_size):
+        for result in batch:
+            if result.error is None:
+                yield result
+                continue
+            failures.append(result)
+            err_line(f"failed: {result.source}: {result.error}")
+            if as_json:
+                print_json({"path": result.source, "error": result.error})
+
+
+def print_results(result, show_distance_as_int=False):
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    if result.error:
+        err_line(f"query failed: {result.query}: {result.error}")
+        return
+    table = Table(
+        title=f"{escape(result.query)}: page {result.page}, {len(result.results)} result(s)", title_justify="left"
+    )
+    table.add_column("rank", justify="right")
+    table.add_column("distance" if show_distance_as_int else "similarity", justify="right")
+    table.add_column("path", overflow="fold")
+    table.add_column("size", justify="right")
+    table.add_column("owner")
+    for m in result.results:
+        score = f"{m.distance:.0f}" if show_distance_as_int else f"{m.similarity:.4f}"
+        table.add_row(str(m.rank), score, escape(m.path), f"{m.size:,}", escape(m.owner))
+    out.print(table)
+
+
+def run_search(queries, uri, collection, embedder_cls, options, top_k, page, owner, as_json, **limits):
+    from ..search import search_images
+
+    sources = read_queries(queries)
+    store, coll, embedder = open_collection(uri, collection, embedder_cls, create=False, **options)
+    failed = 0
+    with store:
+        for result in search_images(coll, embedder, sources, top_k=top_k, page=page, owner=owner, **limits):
+            failed += bool(result.error)
+            if as_json:
+                print_json(result.as_dict())
+            else:
+                print_results(result, show_distance_as_int=coll.binary)
+    return EXIT_OK if not failed else EXIT_PARTIAL
+
+
+@cli.command()
+@click.argument("queries", nargs=-1, required=True)
+@store_options
+@feature_options
+@page_options
+@click.option(
+    "--threshold",
+    type=click.FloatRange(-1, 1),
+    default=_DEFAULT_THRESHOLD,
+    show_default=True,
+    help="Keep only hits with similarity >= this (0.80: the same picture, edited); -1 lists every rank.",
+)
+@json_option
+def search(queries, uri, collection, weights, pooling, resize, border_tolerance, top_k, page, owner, threshold,
+           as_json):
+    """Find the images most like QUERY: an image file, a folder of images, or - (image bytes on stdin).
+
+    Page P holds ranks (P-1)*K+1 to P*K. The similarity is the cosine similarity of the VGG16 vectors
+    (1.0: the same picture; distance = 1 - similarity). --json prints one JSON object per query per line.
+    Exit 0: all queries ran; 1: some query images failed; 2: nothing could be done.
+    """
+    from ..features import VGG16Features
+
+    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance)
+    sys.exit(run_search(queries, uri, collection or "images", VGG16Features, options, top_k, page, owner, as_json,
+                        threshold=threshold))
+
+
+@cli.command()
+@store_options
+@json_option
+def stats(uri, collection, as_json):
+    """Rows, model, dimension and owners of a collection, and where it is stored."""
+    with connect(uri) as store:
+        names = [collection] if collection else store.collection_names()
+        report = []
+        for name in names:
+            config = store.stored_config(name)
+            if config is None:
+                raise StoreError(f"no collection {name!r} at {store.uri}")
+            coll = store.collection(name, config, create=False)
+            report.append({"collection": name, "rows": coll.count(), "config": config, "owners": coll.owners()})
+        location = store.uri
+    if as_json:
+        print_json({"uri": location, "collections": report})
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"imgsearch collections at {escape(location)}", title_justify="left")
+    for column in ("collection", "rows", "model", "dim", "settings", "owners"):
+        table.add_column(column, justify="right" if column in ("rows", "dim") else "left")
+    for r in report:
+        config = dict(r["config"])
+        model, dim = config.pop("model"), config.pop("dim")
+        owners = ", ".join(f"{escape(o or '(none)')}: {n:,}" for o, n in sorted(r["owners"].items()))
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(config.items()))
+        table.add_row(r["collection"], f"{r['rows']:,}", model, str(dim), settings, owners)
+    console().print(table)
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True)
+@feature_options
+@click.option("--npy", type=click.Path(dir_okay=False), help="Write an (n, 512) float32 array here (+ OUT.paths.txt).")
+@click.option("--batch-size", type=click.IntRange(1, 512), default=16, show_default=True)
+@json_option
+def extract(images, weights, pooling, resize, border_tolerance, npy, batch_size, as_json):
+    """Print the 512-d VGG16 vectors of IMAGE... (- reads image bytes from stdin).
+
+    Exit 0: all extracted; 1: some images failed (named on stderr); 2: nothing could be done.
+    """
+    import numpy as np
+
+    from ..features import VGG16Features
+
+    embedder = VGG16Features.for_collection(
+        None, weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance
+    )
+    embedder.progress = err_line
+    done, failed = [], []
+    for result in embedded_images(embedder, images, batch_size, as_json, failed):
+        done.append(result)
+        if as_json:
+            print_json(
+                {"path": result.source, "width": result.width, "height": result.height,
+                 "vector": [round(float(x), 7) for x in result.vector]}
+            )
+    if npy and done:
+        np.save(npy, np.stack([r.vector for r in done]).astype(np.float32))
+        with open(npy + ".paths.txt", "w", encoding="utf-8") as f:
+            f.writelines(r.source + "\n" for r in done)
+        err_line(f"wrote {len(done)} vectors to {npy} and their paths to {npy}.paths.txt")
+    if not as_json:
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title=f"VGG16 vectors ({embedder.dim}-d, {embedder.pooling} pooling)", title_justify="left")
+        for column in ("image", "size", "norm", "first values"):
+            table.add_column(column, overflow="fold")
+        for r in done:
+            first = " ".join(f"{x:.4f}" for x in r.vector[:6])
+            table.add_row(escape(r.source), f"{r.width}x{r.height}", f"{np.linalg.norm(r.vector):.4f}", first)
+        console().print(table)
+    raise SystemExit(EXIT_OK if not failed else EXIT_PARTIAL if done else EXIT_FATAL)
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False),
+    help="Keep the demo's photos, query and database here (default: a temporary folder, removed afterwards).",
+)
+@click.option("--weights", envvar="IMGSEARCH_WEIGHTS", type=click.Path(dir_okay=False), help="VGG16 weights file.")
+def demo(workdir, weights):
+    """The main job on real photos, with nothing of yours: index, then search with an edited copy.
+
+    Writes 15 photos bundled with scikit-image to a folder, indexes them into a new embedded Milvus Lite
+    database, adds a 10% black border to one and recompresses it as a JPEG of quality 40, and searches
+    with that copy: the original comes back at rank 1. Exit 0 if it does, 1 if not.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .. import demo as demo_photos
+    from ..features import VGG16Features
+    from ..indexing import index_paths
+    from ..search import search_images
+
+    folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="imgsearch-demo-"))
+    try:
+        photos = folder / "photos"
+        demo_photos.write_sample_photos(photos)
+        original = photos / f"{demo_photos.QUERY_PHOTO}.jpg"
+        query = demo_photos.write_edited_copy(original, folder / f"{demo_photos.QUERY_PHOTO}-border-jpeg40.jpg")
+        uri = str(folder / "demo.db")
+        err_line(f"$ imgsearch index {photos} --uri {uri}")
+        store, coll, embedder = open_collection(uri, "images", VGG16Features, create=True, weights=weights)
+        with store:
+            with _ProgressBar("Indexing") as progress:
+                summary = index_paths(coll, embedder, [photos], progress=progress)
+            err_line(f"indexed {summary.new} photos")
+            err_line(f"$ imgsearch search {query} --uri {uri} --top-k 5 --threshold -1")
+            (result,) = search_images(coll, embedder, [query], top_k=5)
+        print_results(result)
+    finally:
+        if not workdir:
+            shutil.rmtree(folder, ignore_errors=True)
+    found = bool(result.results) and result.results[0].path == str(original)
+    if found:
+        console().print(f"[green]The original, {original.name}, is at rank 1.[/]")
+    else:
+        console().print(f"[red]The original, {original.name}, is not at rank 1.[/]")
+    sys.exit(EXIT_OK if found else EXIT_PARTIAL)
+
