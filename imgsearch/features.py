@@ -276,11 +276,15 @@ class Embedder:
             given = {**{k: stored[k] for k in defaults if k in stored}, **given}
         return cls(**given)
 
-    def load(self, source) -> LoadedImage:
+    def load(self, source, min_side: int | None = None) -> LoadedImage:
+        """Decode a source; ``min_side`` asks for more detail than the model needs (None: the model's own)."""
+        min_side = self.decode_min_side if min_side is None or self.decode_min_side is None else max(
+            min_side, self.decode_min_side
+        )
         if isinstance(source, tuple):
             data, label = source
-            return load_image(data, label=label, min_side=self.decode_min_side)
-        return load_image(source, min_side=self.decode_min_side)
+            return load_image(data, label=label, min_side=min_side)
+        return load_image(source, min_side=min_side)
 
     def _load_and_prepare(self, source) -> tuple[Embedded, np.ndarray | None]:
         try:
@@ -321,6 +325,15 @@ class Embedder:
                     for (meta, _), vector in zip(ready, vectors):
                         meta.vector = vector
                 yield [meta for meta, _ in done]
+
+    def embed_images(self, images: list[Image.Image], batch_size: int = 16) -> np.ndarray:
+        """Vectors of pictures already decoded (a query's views), in batches of the model."""
+        out = []
+        for start in range(0, len(images), batch_size):
+            batch = np.stack([self.prepare(image) for image in images[start : start + batch_size]])
+            out.append(self.embed(batch))
+            self.images_embedded += len(batch)
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 
     def embed_one(self, source) -> Embedded:
         """One image; raises ImageError instead of returning a failed result."""

@@ -1,24 +1,39 @@
-"""Searching a collection with query images: batched extraction, paginated nearest neighbours, a threshold.
+"""Searching a collection with query images: batched extraction, paginated nearest neighbours, a threshold,
+and for VGG16 collections the verdict: each hit is a "copy" of the query (with its evidence) or "similar".
 
 Scores: for VGG16 vectors ``similarity`` is the cosine similarity (1 = the same picture, about 0.3-0.5 for
 unrelated photos) and ``distance`` is 1 - similarity; for pHash, ``distance`` is the Hamming distance (0-64)
 and ``similarity`` is 1 - distance/64.
+
+How the verdict is reached (``verify=True``, the default for VGG16 collections): the query is looked at in a few
+views (``views.first_views``: the picture, and the picture without a uniform frame); the nearest stored images
+of each view are candidates, and each candidate is checked against the query with local features
+(``verdict.Verifier``). Only when that finds no copy are the query's turned and windowed views searched too
+(``views.more_views``), for copies that are rotated, tilted or pasted into a page. Copies come first on page 1;
+the page's ranked neighbours follow as "similar", minus the copies, cut at the threshold.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
+from .errors import ImageError, ImgsearchError
 from .features import Embedder
 from .files import looks_like_image_name, walk_files
-from .store import Collection, check_owner, check_page
+from .store import Collection, Hit, check_owner, check_page
 
 # The "same picture, edited" line for `imgsearch search`: no unrelated photo reached it in the benchmark (the
 # best scored 0.785) while 84% of all edited copies and 100% of re-encoded, resized, bordered, recoloured or
 # mirrored ones stay above it (benchmarks/RESULTS.md). The library's search_images applies none unless asked.
 DEFAULT_THRESHOLD = 0.80
+# Nearest stored images of each view that are checked for a copy: first-round views, then each further view.
+# A copy's original is among the first few of the picture's own neighbours for nearly every edit that keeps
+# the picture upright and whole (benchmarks/RESULTS.md); the further views only need to bring up what they add.
+FIRST_CANDIDATES = 6
+MORE_CANDIDATES = 2
 
 
 @dataclass
@@ -30,6 +45,8 @@ class Match:
     distance: float
     owner: str
     size: int
+    match: str | None = None  # "copy" or "similar"; None where no verdict is made (phash-legacy, verify=False)
+    evidence: dict | None = None  # for copies: how the copy relates to the original
 
 
 @dataclass
@@ -39,11 +56,18 @@ class QueryResult:
     top_k: int
     results: list[Match] = field(default_factory=list)
     error: str | None = None
+    not_image: bool = False  # the error is "this is no image at all"
 
     def as_dict(self) -> dict:
         out = {"query": self.query, "page": self.page, "top_k": self.top_k}
         out["results"] = [
-            {k: v for k, v in asdict(m).items() if k in ("rank", "id", "path", "similarity", "distance", "owner")}
+            {
+                k: v
+                for k, v in asdict(m).items()
+                if k in ("rank", "id", "path", "similarity", "distance", "owner")
+                or (k == "match" and v is not None)
+                or (k == "evidence" and v is not None)
+            }
             for m in self.results
         ]
         if self.error:
@@ -77,13 +101,42 @@ def search_images(
     max_distance: float | None = None,
     owner: str | None = None,
     batch_size: int = 16,
+    verify: bool | None = None,
+    copies_only: bool = False,
+    verifier=None,
 ) -> Iterator[QueryResult]:
     """One QueryResult per query image, in order. ``threshold``: keep hits with similarity >= it;
-    ``max_distance``: keep hits with distance <= it. Failed queries carry ``error``."""
+    ``max_distance``: keep hits with distance <= it. Failed queries carry ``error``.
+
+    ``verify`` (default: on for VGG16 collections) gives each hit a verdict, copies first; ``copies_only``
+    keeps only the copies. ``verifier`` (a ``verdict.Verifier``) may be passed to reuse its cache of stored
+    images' keypoints across calls.
+    """
     offset = check_page(top_k, page)
     if owner is not None:
         owner = check_owner(owner)
+    if verify is None:
+        verify = not collection.binary
+    if verify and collection.binary:
+        raise ImgsearchError("the copy verdict needs a VGG16 collection; phash-legacy compares hashes only")
+    if copies_only and not verify:
+        raise ImgsearchError("--copies-only needs the copy verdict (it is off)")
     sources, found_in_folders = expand_queries(queries)
+    search = _search_with_verdict if verify else _search_ranked
+    for result in search(collection, embedder, sources, top_k, offset, page, threshold, max_distance, owner,
+                         batch_size, copies_only, verifier):
+        if result.error and _is_stray(result, found_in_folders):
+            continue
+        yield result
+
+
+def _is_stray(result: QueryResult, found_in_folders: set[str]) -> bool:
+    """A stray non-image in a query folder (a note, a sidecar) is skipped, not a failed query."""
+    return result.query in found_in_folders and result.not_image and not looks_like_image_name(result.query)
+
+
+def _search_ranked(collection, embedder, sources, top_k, offset, page, threshold, max_distance, owner, batch_size,
+                   copies_only, verifier):
     for batch in embedder.embed_sources(sources, batch_size=batch_size):
         ok = [r for r in batch if r.vector is not None]
         hits_per_query = (
@@ -92,10 +145,7 @@ def search_images(
         hits_by_source = dict(zip((id(r) for r in ok), hits_per_query))
         for result in batch:
             if result.error:
-                # A stray non-image in a query folder (a note, a sidecar) is skipped, not a failed query.
-                stray = result.not_image and result.source in found_in_folders
-                if not (stray and not looks_like_image_name(result.source)):
-                    yield QueryResult(result.source, page, top_k, error=result.error)
+                yield QueryResult(result.source, page, top_k, error=result.error, not_image=result.not_image)
                 continue
             matches = []
             for rank, hit in enumerate(hits_by_source[id(result)], start=offset + 1):
@@ -105,18 +155,154 @@ def search_images(
                     break
                 if max_distance is not None and distance > max_distance:
                     break
-                matches.append(
-                    Match(
-                        rank=rank,
-                        id=hit.id,
-                        path=hit.entity.get("path", ""),
-                        similarity=similarity,
-                        distance=distance,
-                        owner=hit.entity.get("owner", ""),
-                        size=hit.entity.get("size", 0),
-                    )
-                )
+                matches.append(_match(rank, hit, similarity, distance))
             yield QueryResult(result.source, page, top_k, matches)
+
+
+def _match(rank: int, hit: Hit, similarity: float, distance: float, verdict=None, evidence=None) -> Match:
+    return Match(
+        rank=rank,
+        id=hit.id,
+        path=hit.entity.get("path", ""),
+        similarity=similarity,
+        distance=distance,
+        owner=hit.entity.get("owner", ""),
+        size=hit.entity.get("size", 0),
+        match=verdict,
+        evidence=evidence,
+    )
+
+
+@dataclass
+class _Candidate:
+    hit: Hit
+    similarity: float
+    view: str
+
+
+def _search_with_verdict(collection, embedder, sources, top_k, offset, page, threshold, max_distance, owner,
+                         batch_size, copies_only, verifier):
+    from . import views as views_mod
+    from .verdict import COPY, SIMILAR, Verifier
+
+    verifier = verifier or Verifier()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="imgsearch-verify") as pool:
+        for start in range(0, len(sources), batch_size):
+            chunk = sources[start : start + batch_size]
+            loaded = list(pool.map(_load_or_error(embedder), chunk))
+            queries = [(source, image) for source, image in zip(chunk, loaded) if not isinstance(image, ImageError)]
+            first = [views_mod.first_views(image.image) for _, image in queries]
+            first_vectors = _embed_views(embedder, first, batch_size)
+            first_hits = _candidates(collection, first, first_vectors, FIRST_CANDIDATES, owner)
+            # The page's ranking is the picture view's, as without the verdict.
+            ranked = collection.search([v[0] for v in first_vectors], top_k=top_k, offset=offset, owner=owner) \
+                if queries else []
+            outcomes = {}
+            for (source, image), hits in zip(queries, first_hits):
+                features = verifier.query(image.image, (image.width, image.height))
+                outcomes[id(image)] = (features, _judge(pool, verifier, features, hits, {}))
+            # Second round, only for queries whose first views found no copy.
+            again = [(source, image) for source, image in queries if not _has_copy(outcomes[id(image)][1], COPY)]
+            more = [views_mod.more_views(image.image) for _, image in again]
+            more_hits = _candidates(collection, more, _embed_views(embedder, more, batch_size), MORE_CANDIDATES, owner)
+            for (source, image), hits in zip(again, more_hits):
+                features, judged = outcomes[id(image)]
+                judged.update(_judge(pool, verifier, features, hits, judged))
+            ranked_by_image = dict(zip((id(image) for _, image in queries), ranked))
+            for source, image in zip(chunk, loaded):
+                if isinstance(image, ImageError):
+                    yield QueryResult(image.source, page, top_k, error=image.reason, not_image=image.not_image)
+                    continue
+                judged = outcomes[id(image)][1]
+                yield QueryResult(
+                    image.source, page, top_k,
+                    _verdict_page(judged, ranked_by_image[id(image)], offset, page, threshold, copies_only,
+                                  COPY, SIMILAR),
+                )
+
+
+def _load_or_error(embedder):
+    from .verdict import QUERY_SIDE
+
+    def load(source):
+        try:
+            # Decoded with the detail the keypoint check wants; the views are shrunk to the model's size anyway.
+            return embedder.load(source, min_side=QUERY_SIDE)
+        except ImageError as e:
+            return e
+
+    return load
+
+
+def _embed_views(embedder, views_per_query, batch_size) -> list:
+    """Each query's view vectors (one model call over all views of the batch)."""
+    flat = [view.image for views in views_per_query for view in views]
+    vectors = embedder.embed_images(flat, batch_size)
+    out, position = [], 0
+    for views in views_per_query:
+        out.append(vectors[position : position + len(views)])
+        position += len(views)
+    return out
+
+
+def _candidates(collection, views_per_query, vectors_per_query, limit, owner) -> list[dict]:
+    """For each query, {stored id: best _Candidate} over the nearest ``limit`` images of each of its views."""
+    flat = [vector for vectors in vectors_per_query for vector in vectors]
+    hits = collection.search(flat, top_k=limit, owner=owner) if flat else []
+    out, position = [], 0
+    for views in views_per_query:
+        candidates: dict[str, _Candidate] = {}
+        for view, view_hits in zip(views, hits[position : position + len(views)]):
+            for hit in view_hits:
+                similarity = float(hit.distance)
+                if hit.id not in candidates or similarity > candidates[hit.id].similarity:
+                    candidates[hit.id] = _Candidate(hit, similarity, view.name)
+        position += len(views)
+        out.append(candidates)
+    return out
+
+
+def _judge(pool, verifier, features, candidates: dict, judged: dict) -> dict:
+    """{id: (candidate, verdict, evidence)} for the candidates not judged yet."""
+    todo = [c for key, c in candidates.items() if key not in judged]
+
+    def one(candidate):
+        verdict, evidence = verifier.judge(features, candidate.hit.entity.get("path", ""), candidate.similarity)
+        if evidence is not None:
+            evidence["view"] = candidate.view
+        return candidate.hit.id, (candidate, verdict, evidence)
+
+    return dict(pool.map(one, todo))
+
+
+def _has_copy(judged: dict, copy: str) -> bool:
+    return any(verdict == copy for _, verdict, _ in judged.values())
+
+
+def _verdict_page(judged, ranked_hits, offset, page, threshold, copies_only, copy, similar) -> list[Match]:
+    copies = sorted(
+        ((c, e) for c, verdict, e in judged.values() if verdict == copy),
+        # Geometric evidence first, the most agreeing keypoints first: the original before its smaller copies.
+        key=lambda ce: (ce[1]["method"] != "geometry", -ce[1].get("inliers", 0), -ce[0].similarity),
+    )
+    matches, rank = [], offset
+    if page == 1:
+        for candidate, evidence in copies:
+            rank += 1
+            matches.append(_match(rank, candidate.hit, candidate.similarity, 1.0 - candidate.similarity, copy,
+                                  evidence))
+    if copies_only:
+        return matches
+    copy_ids = {c.hit.id for c, _ in copies}
+    for hit in ranked_hits:
+        similarity = float(hit.distance)
+        if threshold is not None and similarity < threshold:
+            break
+        if hit.id in copy_ids:
+            continue  # listed with its evidence on page 1
+        rank += 1
+        matches.append(_match(rank, hit, similarity, 1.0 - similarity, similar))
+    return matches
 
 
 def _scores(collection: Collection, raw: float) -> tuple[float, float]:

@@ -96,18 +96,30 @@ def print_results(result, show_distance_as_int=False):
     if result.error:
         err_line(f"query failed: {result.query}: {result.error}")
         return
-    table = Table(
-        title=f"{escape(result.query)}: page {result.page}, {len(result.results)} result(s)", title_justify="left"
-    )
+    verdicts = any(m.match is not None for m in result.results)
+    copies = sum(m.match == "copy" for m in result.results)
+    title = f"{escape(result.query)}: page {result.page}, {len(result.results)} result(s)"
+    if verdicts:
+        title += f", {copies} cop{'y' if copies == 1 else 'ies'}"
+    table = Table(title=title, title_justify="left")
     table.add_column("rank", justify="right")
+    if verdicts:
+        table.add_column("match")
     table.add_column("distance" if show_distance_as_int else "similarity", justify="right")
     table.add_column("path", overflow="fold")
     table.add_column("size", justify="right")
     table.add_column("owner")
     for m in result.results:
         score = f"{m.distance:.0f}" if show_distance_as_int else f"{m.similarity:.4f}"
-        table.add_row(str(m.rank), score, escape(m.path), f"{m.size:,}", escape(m.owner))
+        row = [str(m.rank)]
+        if verdicts:
+            row.append("[bold green]copy[/]" if m.match == "copy" else "similar")
+        row += [score, escape(m.path), f"{m.size:,}", escape(m.owner)]
+        table.add_row(*row)
     out.print(table)
+    for m in result.results:
+        if m.evidence:  # under the table, where a long sentence reads better than in a folded column
+            out.print(f"  rank {m.rank} is a copy: {escape(m.evidence['summary'])}", highlight=False)
 
 
 def run_search(queries, uri, collection, embedder_cls, options, top_k, page, owner, as_json, **limits):
@@ -136,22 +148,32 @@ def run_search(queries, uri, collection, embedder_cls, options, top_k, page, own
     type=click.FloatRange(-1, 1),
     default=_DEFAULT_THRESHOLD,
     show_default=True,
-    help="Keep only hits with similarity >= this (0.80: the same picture, edited); -1 lists every rank.",
+    help="Keep only similar hits with similarity >= this; -1 lists every rank. Copies are shown whatever "
+    "their similarity.",
+)
+@click.option("--copies-only", is_flag=True, help="Only the copies (the same picture, edited), with their evidence.")
+@click.option(
+    "--verdict/--no-verdict",
+    default=True,
+    show_default=True,
+    help="Check the nearest images for copies (local features); --no-verdict ranks by similarity alone.",
 )
 @json_option
 def search(queries, uri, collection, weights, pooling, resize, border_tolerance, top_k, page, owner, threshold,
-           as_json):
-    """Find the images most like QUERY: an image file, a folder of images, or - (image bytes on stdin).
+           copies_only, verdict, as_json):
+    """Find the originals and look-alikes of QUERY: an image file, a folder of images, or - (image bytes on stdin).
 
-    Page P holds ranks (P-1)*K+1 to P*K. The similarity is the cosine similarity of the VGG16 vectors
-    (1.0: the same picture; distance = 1 - similarity). --json prints one JSON object per query per line.
+    Each hit is a "copy" (the same picture, edited: recompressed, resized, cropped, framed, turned, mirrored,
+    pasted into a page), with its evidence, or "similar". Copies come first on page 1; the similar images
+    follow by similarity (the cosine similarity of the VGG16 vectors), down to --threshold. Page P holds ranks
+    (P-1)*K+1 to P*K of the similar images. --json prints one JSON object per query per line.
     Exit 0: all queries ran; 1: some query images failed; 2: nothing could be done.
     """
     from ..features import VGG16Features
 
     options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance)
     sys.exit(run_search(queries, uri, collection or "images", VGG16Features, options, top_k, page, owner, as_json,
-                        threshold=threshold))
+                        threshold=threshold, copies_only=copies_only, verify=verdict))
 
 
 @cli.command()

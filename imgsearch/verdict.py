@@ -1,0 +1,283 @@
+"""The verdict: is a search hit a *copy* of the query (the same picture, edited) or only *similar*?
+
+A cosine between two VGG16 vectors cannot say it alone: edited copies and look-alikes overlap. A copy verdict
+rests on geometry instead: SIFT keypoints of the two pictures are matched (Lowe's ratio test) and a similarity
+transform (turn, uniform scale, shift) is fitted with RANSAC. Many matches that agree on one transform, spread
+over both pictures, happen between a picture and its copy and not between two different photos. A mirrored copy
+is tried mirrored. The transform is the evidence: how far the copy is turned and scaled, whether it is mirrored,
+which part of the original it shows and where the original sits inside it.
+
+Pictures with little texture (fog, a gradient, a night sky) give few keypoints; for them the verdict falls back
+on a strict cosine (``COPY_SIMILARITY``), said as such in the evidence.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import ImageError
+from .features import load_image
+
+COPY = "copy"
+SIMILAR = "similar"
+
+# SIFT works on a stored picture shrunk to this longest side: enough detail for a copy at 30% size, and ~4x
+# cheaper than 1024 px. A query gets more of both, once per search: when the original is a small part of it
+# (a photo in a page of text), the text must not take all the keypoints.
+WORK_SIDE = 512
+MAX_KEYPOINTS = 1000
+QUERY_SIDE = 800
+QUERY_KEYPOINTS = 2000
+RATIO = 0.75  # Lowe's ratio test: a match must be clearly better than the second best
+RANSAC_PIXELS = 6.0  # reprojection error allowed, in pixels of the stored picture at WORK_SIDE
+# Agreeing matches needed for a geometric copy verdict (benchmarks/RESULTS.md: unrelated pairs stay far below).
+MIN_INLIERS = 20
+# The agreeing keypoints must cover this share of the smaller of their two boxes' pictures: a cluster in one
+# dark corner (JPEG block artefacts matching under a shift) is no evidence.
+MIN_SPREAD = 0.02
+# A copy by features alone (too few keypoints to tell by geometry): no unrelated photo came near it.
+COPY_SIMILARITY = 0.90
+# A mirrored try costs a second keypoint match; mirroring keeps the max-pooled VGG16 vector nearly as it is
+# (every mirrored copy scored >= 0.80 in benchmarks/RESULTS.md), so only candidates this similar get one.
+MIRROR_SIMILARITY = 0.75
+SCALE_RANGE = (1 / 12, 12)  # a fitted scale outside this is a degenerate fit, not a copy
+
+
+@dataclass
+class LocalFeatures:
+    points: np.ndarray  # (n, 2) float32 keypoint positions in the work picture
+    descriptors: np.ndarray  # (n, 128) uint8 SIFT descriptors
+    size: tuple[int, int]  # the work picture's (width, height)
+    full_size: tuple[int, int]  # the picture's full (width, height)
+
+
+def local_features(
+    image: Image.Image,
+    full_size: tuple[int, int] | None = None,
+    side: int = WORK_SIDE,
+    max_keypoints: int = MAX_KEYPOINTS,
+) -> LocalFeatures:
+    import cv2
+
+    work = image
+    if max(image.size) > side:
+        work = image.copy()
+        work.thumbnail((side, side), Image.Resampling.BILINEAR)
+    grey = np.asarray(work.convert("L"))
+    sift = cv2.SIFT_create(max_keypoints, 3, 0.04, 10, 1.6, cv2.CV_8U)  # uint8 descriptors: 4x less to cache
+    keypoints, descriptors = sift.detectAndCompute(grey, None)
+    points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
+    if descriptors is None:
+        descriptors = np.zeros((0, 128), dtype=np.uint8)
+    return LocalFeatures(points, descriptors, work.size, full_size or image.size)
+
+
+class QueryFeatures:
+    """A query's keypoints, and its mirror image's, computed when first needed."""
+
+    def __init__(self, image: Image.Image, full_size: tuple[int, int]):
+        self.image = image
+        self.full_size = full_size
+        self.plain = local_features(image, full_size, QUERY_SIDE, QUERY_KEYPOINTS)
+        self._mirrored: LocalFeatures | None = None
+
+    @property
+    def mirrored(self) -> LocalFeatures:
+        if self._mirrored is None:
+            self._mirrored = local_features(ImageOps.mirror(self.image), self.full_size, QUERY_SIDE, QUERY_KEYPOINTS)
+        return self._mirrored
+
+
+@dataclass
+class Fit:
+    matrix: np.ndarray  # 2x3: query work pixels -> stored work pixels
+    inliers: int
+    matches: int
+    mirrored: bool
+    query_points: np.ndarray  # the inliers, in the query's work pixels (mirrored ones when mirrored)
+    stored_points: np.ndarray
+
+
+def fit_transform(query: LocalFeatures, stored: LocalFeatures, mirrored: bool = False) -> Fit | None:
+    """The similarity transform most keypoint matches agree on, or None when there is too little to fit."""
+    import cv2
+
+    if len(query.descriptors) < 2 or len(stored.descriptors) < 2:
+        return None
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    pairs = matcher.knnMatch(query.descriptors.astype(np.float32), stored.descriptors.astype(np.float32), k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < 3:
+        return None
+    src = query.points[[m.queryIdx for m in good]]
+    dst = stored.points[[m.trainIdx for m in good]]
+    matrix, mask = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PIXELS, maxIters=2000, confidence=0.995
+    )
+    if matrix is None:
+        return None
+    keep = mask.ravel().astype(bool)
+    return Fit(matrix, int(keep.sum()), len(good), mirrored, src[keep], dst[keep])
+
+
+def _spread(points: np.ndarray, size: tuple[int, int]) -> float:
+    """Share of the picture covered by the bounding box of the points."""
+    if len(points) < 2:
+        return 0.0
+    span = points.max(axis=0) - points.min(axis=0)
+    return float(span[0] * span[1]) / float(size[0] * size[1])
+
+
+def is_convincing(fit: Fit | None, query: LocalFeatures, stored: LocalFeatures) -> bool:
+    if fit is None or fit.inliers < MIN_INLIERS:
+        return False
+    scale = math.hypot(fit.matrix[0, 0], fit.matrix[1, 0])
+    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+        return False
+    return min(_spread(fit.query_points, query.size), _spread(fit.stored_points, stored.size)) >= MIN_SPREAD
+
+
+def verify(query: QueryFeatures, stored: LocalFeatures, try_mirrored: bool = True) -> Fit | None:
+    """A convincing fit of the query onto a stored picture (as it is, else mirrored), or None."""
+    fit = fit_transform(query.plain, stored)
+    if is_convincing(fit, query.plain, stored):
+        return fit
+    if not try_mirrored:
+        return None
+    mirrored = fit_transform(query.mirrored, stored, mirrored=True)
+    if is_convincing(mirrored, query.mirrored, stored):
+        return mirrored
+    return None
+
+
+def _polygon_share(corners: np.ndarray, size: tuple[int, int]) -> tuple[list[float], float]:
+    """Box (fractions, clipped) and area share of a quadrilateral inside a w x h picture."""
+    import cv2
+
+    w, h = size
+    frame = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    area, _ = cv2.intersectConvexConvex(corners.astype(np.float32), frame)
+    x0, y0 = np.clip(corners.min(axis=0), 0, (w, h))
+    x1, y1 = np.clip(corners.max(axis=0), 0, (w, h))
+    box = [round(float(x0 / w), 3), round(float(y0 / h), 3), round(float(x1 / w), 3), round(float(y1 / h), 3)]
+    return box, float(max(area, 0.0)) / float(w * h)
+
+
+def evidence(fit: Fit, query: LocalFeatures, stored: LocalFeatures, similarity: float) -> dict:
+    """What the fit says the copy is, relative to the original, in plain numbers and one sentence."""
+    matrix = fit.matrix
+    a, b = float(matrix[0, 0]), float(matrix[1, 0])
+    work_scale = math.hypot(a, b)  # stored work pixels per query work pixel
+    # In full-size pixels: copy pixels per original pixel.
+    query_factor = query.full_size[0] / query.size[0]
+    stored_factor = stored.full_size[0] / stored.size[0]
+    scale = query_factor / (work_scale * stored_factor)
+    # The matrix turns query pixels into stored pixels; in image coordinates (y down) a positive angle is
+    # clockwise on screen, so the copy is turned that far counterclockwise from the original.
+    turned = math.degrees(math.atan2(b, a)) % 360.0
+    qw, qh = query.size
+    copy_corners = np.array([[0, 0], [qw, 0], [qw, qh], [0, qh]], dtype=np.float64)
+    in_stored = copy_corners @ matrix[:, :2].T + matrix[:, 2]
+    region, shown = _polygon_share(in_stored, stored.size)
+    inverse = np.vstack([matrix, [0, 0, 1]])
+    inverse = np.linalg.inv(inverse)[:2]
+    sw, sh = stored.size
+    original_corners = np.array([[0, 0], [sw, 0], [sw, sh], [0, sh]], dtype=np.float64)
+    in_copy = original_corners @ inverse[:, :2].T + inverse[:, 2]
+    placement, covered = _polygon_share(in_copy, query.size)
+    if fit.mirrored:  # the fit was made on the mirrored query: tell the place in the copy as it really is
+        placement = [round(1 - placement[2], 3), placement[1], round(1 - placement[0], 3), placement[3]]
+    out = {
+        "method": "geometry",
+        "inliers": fit.inliers,
+        "matches": fit.matches,
+        "turned": round(turned, 1),
+        "scale": round(scale, 3),
+        "mirrored": fit.mirrored,
+        "original_region": region,
+        "original_shown": round(shown, 3),
+        "original_in_copy": placement,
+        "copy_covered": round(covered, 3),
+        "similarity": round(similarity, 4),
+    }
+    out["summary"] = describe(out)
+    return out
+
+
+def describe(e: dict) -> str:
+    """One sentence: what was done to the original to make this copy."""
+    if e["method"] != "geometry":
+        return f"near-identical features (cosine {e['similarity']:.2f}); too little texture to check geometry"
+    parts = []
+    if e["mirrored"]:
+        parts.append("mirrored")
+    turned = e["turned"]
+    off = min(turned, 360 - turned)
+    if off >= 1.5:
+        parts.append(f"turned {turned:.0f}° counterclockwise" if turned <= 180 else f"turned {off:.0f}° clockwise")
+    if not 0.95 <= e["scale"] <= 1.05:
+        parts.append(f"scaled to {e['scale']:.0%}")
+    if e["original_shown"] < 0.95:
+        x0, y0, x1, y1 = e["original_region"]
+        parts.append(f"shows {e['original_shown']:.0%} of the original (x {x0:.2f}-{x1:.2f}, y {y0:.2f}-{y1:.2f})")
+    if e["copy_covered"] < 0.95:
+        parts.append(f"the original fills {e['copy_covered']:.0%} of it (framed or inside a larger picture)")
+    summary = ", ".join(parts) or "the whole picture, same size and orientation"
+    return f"{summary}; {e['inliers']} matching keypoints agree"
+
+
+class Verifier:
+    """Decides copy or similar for (query, stored file) pairs; stored files' keypoints are cached by path,
+    size and mtime, so a long-lived process (serve, duplicates) reads each file once."""
+
+    def __init__(self, cache_size: int = 512):
+        self.cache_size = cache_size
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.files_read = 0
+
+    def query(self, image: Image.Image, full_size: tuple[int, int]) -> QueryFeatures:
+        return QueryFeatures(image, full_size)
+
+    def stored(self, path: str) -> LocalFeatures | None:
+        """Keypoints of a stored image's file; None when it is not readable here (moved, remote, no file)."""
+        try:
+            stat = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        key = (path, stat.st_size, stat.st_mtime)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        try:
+            loaded = load_image(path)
+        except ImageError:
+            return None
+        features = local_features(loaded.image, (loaded.width, loaded.height))
+        with self._lock:
+            self.files_read += 1
+            self._cache[key] = features
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return features
+
+    def judge(self, query: QueryFeatures, path: str, similarity: float) -> tuple[str, dict | None]:
+        """(COPY, evidence) or (SIMILAR, None) for one stored image."""
+        stored = self.stored(path)
+        if stored is not None:
+            fit = verify(query, stored, try_mirrored=similarity >= MIRROR_SIMILARITY)
+            if fit is not None:
+                return COPY, evidence(fit, query.plain if not fit.mirrored else query.mirrored, stored, similarity)
+        if similarity >= COPY_SIMILARITY:
+            e = {"method": "features", "similarity": round(similarity, 4), "file_checked": stored is not None}
+            e["summary"] = describe(e)
+            return COPY, e
+        return SIMILAR, None

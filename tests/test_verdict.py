@@ -1,0 +1,301 @@
+"""The copy verdict: query views, geometric verification with its evidence, and copies first in search results.
+
+Real photos (scikit-image's samples), edited the ways copies are edited; genuine weights; real Milvus (Lite and
+the server) for the search tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+from conftest import SAMPLE_PHOTOS, jpeg_bytes
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from imgsearch import verdict, views
+from imgsearch.cli import cli
+from imgsearch.indexing import index_paths
+from imgsearch.search import search_images
+from imgsearch.store import Store
+
+# Gallery for the search tests: every sample photo but these two, which serve as unrelated queries.
+UNRELATED = ("motorcycle", "cell")
+
+
+def _framed(img: Image.Image, colour, share=0.12) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    bx, by = round(share * img.width), round(share * img.height)
+    canvas = Image.new("RGB", (img.width + 2 * bx, img.height + 2 * by), colour)
+    canvas.paste(img, (bx, by))
+    return canvas, (bx, by, bx + img.width, by + img.height)
+
+
+def _window(img: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """A screenshot: the photo on a dark-grey window canvas under a title bar with text."""
+    canvas = Image.new("RGB", (img.width + 200, img.height + 160), (40, 40, 40))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, canvas.width, 36), fill=(72, 72, 76))
+    draw.text((12, 8), "IMG_0042.jpg - Photo Viewer", font=ImageFont.load_default(size=18), fill=(220, 220, 220))
+    canvas.paste(img, (100, 100))
+    return canvas, (100, 100, 100 + img.width, 100 + img.height)
+
+
+def _page(img: Image.Image, share=0.5) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """The photo at ``share`` of a white page's width, with lines of text around it."""
+    small = img.resize((round(1000 * share), round(1000 * share * img.height / img.width)))
+    page = Image.new("RGB", (1000, 1300), (255, 255, 255))
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=14)
+    for y in range(40, 1260, 22):
+        draw.text((40, y), "lorem ipsum dolor sit amet consectetur " * 3, font=font, fill=(80, 80, 80))
+    page.paste(small, (300, 420))
+    return page, (300, 420, 300 + small.width, 420 + small.height)
+
+
+# --- views --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("colour", [(255, 255, 255), (128, 128, 128), (190, 30, 40), (0, 0, 0)])
+def test_a_uniform_frame_of_any_colour_is_found(sample_images, colour):
+    framed, box = _framed(sample_images["astronaut"], colour)
+    found = views.uniform_frame_box(framed)
+    assert found is not None and all(abs(a - b) <= 0.02 * max(framed.size) for a, b in zip(found, box)), (found, box)
+    names = [v.name for v in views.first_views(framed)]
+    assert names == ["picture", "frame-cut"]
+
+
+def test_a_window_with_a_title_bar_is_cut_to_the_photo(sample_images):
+    shot, box = _window(sample_images["chelsea"])
+    found = views.uniform_frame_box(shot)
+    assert found is not None and all(abs(a - b) <= 0.02 * max(shot.size) for a, b in zip(found, box)), (found, box)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "rocket", "chelsea", "grass", "brick"])
+def test_photos_without_a_frame_get_no_frame_view(sample_images, name):
+    assert views.uniform_frame_box(sample_images[name]) is None
+    assert [v.name for v in views.first_views(sample_images[name])] == ["picture"]
+
+
+def test_flat_pictures_are_not_frames():
+    assert views.uniform_frame_box(Image.new("RGB", (300, 200), (90, 140, 200))) is None
+
+
+def test_more_views_turn_and_window_the_query(sample_images):
+    img = sample_images["coffee"]
+    more = {v.name: v for v in views.more_views(img)}
+    assert more["turned-90"].image.size == (img.height, img.width) and more["turned-90"].rotation == 90
+    assert more["centre"].image.size == (round(0.75 * img.width) - round(0.25 * img.width),
+                                         round(0.75 * img.height) - round(0.25 * img.height))
+    assert set(more) == {"turned-90", "turned-180", "turned-270", "centre", "top-left", "top-right",
+                         "bottom-left", "bottom-right"}
+
+
+# --- geometric verification and its evidence ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def originals(tmp_path_factory, sample_images):
+    folder = tmp_path_factory.mktemp("originals")
+    paths = {}
+    for name in SAMPLE_PHOTOS:
+        paths[name] = folder / f"{name}.jpg"
+        sample_images[name].save(paths[name], quality=95)
+    return paths
+
+
+def _judge(img: Image.Image, original_path, similarity=0.6):
+    query = verdict.QueryFeatures(img, img.size)
+    return verdict.Verifier().judge(query, str(original_path), similarity)
+
+
+def _copy(img: Image.Image, quality=85) -> Image.Image:
+    """Round-trip through JPEG, as a copy found in the wild has been."""
+    import io
+
+    return Image.open(io.BytesIO(jpeg_bytes(img, quality))).convert("RGB")
+
+
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_turned_copies_say_how_far(sample_images, originals, angle):
+    found, evidence = _judge(_copy(sample_images["astronaut"].rotate(angle, expand=True)), originals["astronaut"])
+    assert found == verdict.COPY and evidence["method"] == "geometry"
+    assert abs(evidence["turned"] - angle) < 1.5 and not evidence["mirrored"]
+    assert evidence["original_shown"] > 0.95 and evidence["copy_covered"] > 0.95
+
+
+@pytest.mark.parametrize("angle", [-12, 5])
+def test_tilted_copies_with_black_corners(sample_images, originals, angle):
+    tilted = sample_images["rocket"].rotate(angle, expand=True, resample=Image.Resampling.BICUBIC)
+    found, evidence = _judge(_copy(tilted), originals["rocket"])
+    assert found == verdict.COPY
+    assert abs(evidence["turned"] - angle % 360) < 1.5 or abs(evidence["turned"] - angle % 360) > 358.5
+    assert f"turned {abs(angle)}°" in evidence["summary"]
+
+
+def test_a_mirrored_copy_is_found_mirrored(sample_images, originals):
+    mirrored = _copy(ImageOps.mirror(sample_images["chelsea"]))
+    found, evidence = _judge(mirrored, originals["chelsea"], similarity=verdict.MIRROR_SIMILARITY)
+    assert found == verdict.COPY and evidence["mirrored"] and "mirrored" in evidence["summary"]
+    assert evidence["original_in_copy"] == pytest.approx([0, 0, 1, 1], abs=0.02)
+    # The mirrored try is only made for candidates that look alike (mirroring hardly moves the vector).
+    assert _judge(mirrored, originals["chelsea"], similarity=verdict.MIRROR_SIMILARITY - 0.1)[0] == verdict.SIMILAR
+
+
+def test_a_crop_says_which_part_of_the_original_it_shows(sample_images, originals):
+    img = sample_images["astronaut"]  # 512 x 512
+    crop = img.crop((256, 0, 512, 256))  # the top-right quarter
+    found, evidence = _judge(_copy(crop.resize((384, 384))), originals["astronaut"])
+    assert found == verdict.COPY
+    assert evidence["original_region"] == pytest.approx([0.5, 0.0, 1.0, 0.5], abs=0.03)
+    assert evidence["original_shown"] == pytest.approx(0.25, abs=0.03)
+    assert evidence["scale"] == pytest.approx(1.5, rel=0.05)
+
+
+def test_a_page_says_where_the_original_sits(sample_images, originals):
+    page, (x0, y0, x1, y1) = _page(sample_images["coffee"])
+    found, evidence = _judge(_copy(page), originals["coffee"])
+    assert found == verdict.COPY
+    expected = [x0 / page.width, y0 / page.height, x1 / page.width, y1 / page.height]
+    assert evidence["original_in_copy"] == pytest.approx(expected, abs=0.02)
+    assert evidence["scale"] == pytest.approx(500 / sample_images["coffee"].width, rel=0.05)
+
+
+def test_a_downscaled_recompressed_copy(sample_images, originals):
+    img = sample_images["coffee"]
+    small = img.resize((img.width * 3 // 10, img.height * 3 // 10), Image.Resampling.LANCZOS)
+    found, evidence = _judge(_copy(small, quality=30), originals["coffee"])
+    assert found == verdict.COPY and evidence["scale"] == pytest.approx(0.3, rel=0.05)
+    assert "scaled to 30%" in evidence["summary"]
+
+
+def test_different_photos_are_never_a_geometric_copy(sample_images, originals):
+    """Every ordered pair of different sample photos (textures, a night sky, portraits), as they are."""
+    checker = verdict.Verifier()
+    queries = {name: verdict.QueryFeatures(img, img.size) for name, img in sample_images.items()}
+    for a, b in itertools.permutations(SAMPLE_PHOTOS, 2):
+        assert verdict.verify(queries[a], checker.stored(str(originals[b]))) is None, (a, b)
+    assert checker.files_read == len(SAMPLE_PHOTOS)
+
+
+def test_without_a_readable_file_only_a_strict_cosine_makes_a_copy(sample_images, tmp_path):
+    query = verdict.QueryFeatures(sample_images["coffee"], sample_images["coffee"].size)
+    checker = verdict.Verifier()
+    found, evidence = checker.judge(query, str(tmp_path / "gone.jpg"), verdict.COPY_SIMILARITY + 0.01)
+    assert found == verdict.COPY and evidence["method"] == "features" and evidence["file_checked"] is False
+    assert checker.judge(query, str(tmp_path / "gone.jpg"), verdict.COPY_SIMILARITY - 0.01) == (verdict.SIMILAR, None)
+
+
+def test_stored_keypoints_are_read_once_until_the_file_changes(sample_images, tmp_path):
+    path = tmp_path / "coffee.jpg"
+    sample_images["coffee"].save(path, quality=90)
+    checker = verdict.Verifier()
+    checker.stored(str(path))
+    checker.stored(str(path))
+    assert checker.files_read == 1
+    sample_images["rocket"].save(path, quality=90)
+    assert checker.stored(str(path)).full_size == sample_images["rocket"].size and checker.files_read == 2
+
+
+# --- search: copies first, with evidence --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def milvus(milvus_module):
+    return milvus_module
+
+
+@pytest.fixture(scope="module")
+def gallery(milvus, vgg, originals, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("verdict-gallery")
+    for name in SAMPLE_PHOTOS:
+        if name not in UNRELATED:
+            shutil.copy2(originals[name], folder / f"{name}.jpg")
+    with Store(milvus.uri) as store:
+        index_paths(store.collection(milvus.collection, vgg.config()), vgg, [folder])
+    return folder
+
+
+@pytest.fixture
+def coll(milvus, vgg, gallery):
+    store = Store(milvus.uri)
+    yield store.collection(milvus.collection, vgg.config(), create=False)
+    store.close()
+
+
+def _edits(sample_images):
+    astronaut, coffee, rocket = sample_images["astronaut"], sample_images["coffee"], sample_images["rocket"]
+    return {
+        "turned-90": ("astronaut", astronaut.rotate(90, expand=True)),
+        "tilted-10": ("rocket", rocket.rotate(10, expand=True, resample=Image.Resampling.BICUBIC)),
+        "half-crop": ("coffee", coffee.crop((0, 0, coffee.width // 2, coffee.height // 2))),
+        "grey-window": ("chelsea", _window(sample_images["chelsea"])[0]),
+        "page": ("coffee", _page(coffee, 0.45)[0]),
+        "white-frame": ("astronaut", _framed(astronaut, (255, 255, 255))[0]),
+    }
+
+
+def test_edited_copies_are_found_first_as_copies(coll, vgg, sample_images):
+    edits = _edits(sample_images)
+    queries = [(jpeg_bytes(img, 80), label) for label, (_, img) in edits.items()]
+    for result in search_images(coll, vgg, queries, top_k=5):
+        original = edits[result.query][0]
+        first = result.results[0]
+        assert first.path.endswith(f"/{original}.jpg") and first.match == "copy", (result.query, first)
+        assert first.evidence["method"] == "geometry" and first.evidence["inliers"] >= verdict.MIN_INLIERS
+        assert all(m.match == "similar" for m in result.results[1:]), result.query
+        assert [m.rank for m in result.results] == list(range(1, len(result.results) + 1))
+
+
+def test_unrelated_photos_are_only_similar(coll, vgg, sample_images):
+    queries = [(jpeg_bytes(sample_images[name], 85), name) for name in UNRELATED]
+    for result in search_images(coll, vgg, queries, top_k=10):
+        assert result.results and all(m.match == "similar" for m in result.results), result.query
+
+
+def test_copies_only_and_the_threshold(coll, vgg, sample_images):
+    query = [(jpeg_bytes(sample_images["astronaut"].rotate(90, expand=True), 80), "turned")]
+    (only,) = search_images(coll, vgg, query, top_k=5, copies_only=True)
+    assert [m.path.rsplit("/", 1)[1] for m in only.results] == ["astronaut.jpg"]
+    # A turned copy's cosine is low: the threshold cuts similar images, never copies.
+    (strict,) = search_images(coll, vgg, query, top_k=5, threshold=0.99)
+    assert [m.match for m in strict.results] == ["copy"] and strict.results[0].similarity < 0.99
+
+
+def test_without_the_verdict_results_are_as_before(coll, vgg, sample_images):
+    query = [(jpeg_bytes(sample_images["coffee"], 80), "coffee")]
+    (plain,) = search_images(coll, vgg, query, top_k=4, verify=False)
+    (judged,) = search_images(coll, vgg, query, top_k=4)
+    assert all(m.match is None and m.evidence is None for m in plain.results)
+    assert [m.id for m in plain.results] == [m.id for m in judged.results]  # the copy was rank 1 already
+    assert set(plain.as_dict()["results"][0]) == {"rank", "id", "path", "similarity", "distance", "owner"}
+
+
+def test_page_two_does_not_repeat_page_one_copies(coll, vgg, photo_dir):
+    query = [photo_dir / "coffee.jpg"]
+    (page1,) = search_images(coll, vgg, query, top_k=3, threshold=-1)
+    (page2,) = search_images(coll, vgg, query, top_k=3, page=2, threshold=-1)
+    (six,) = search_images(coll, vgg, query, top_k=6, threshold=-1)
+    assert page1.results[0].match == "copy"
+    assert [m.id for m in page1.results + page2.results] == [m.id for m in six.results]
+
+
+def test_cli_json_and_table_show_the_verdict(milvus, vgg_weights, gallery, sample_images, tmp_path):
+    copy = tmp_path / "turned.jpg"
+    copy.write_bytes(jpeg_bytes(sample_images["astronaut"].rotate(270, expand=True), 80))
+    env = {"IMGSEARCH_WEIGHTS": str(vgg_weights)}
+    base = ["--uri", milvus.uri, "--collection", milvus.collection]
+    result = CliRunner().invoke(cli, ["search", str(copy), "-k", "3", "--json", *base], env=env)
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)["results"]
+    assert hits[0]["match"] == "copy" and hits[0]["path"].endswith("/astronaut.jpg")
+    assert hits[0]["evidence"]["turned"] == pytest.approx(270, abs=1.5)
+    assert all("evidence" not in h and h["match"] == "similar" for h in hits[1:])
+    table = CliRunner().invoke(cli, ["search", str(copy), "-k", "3", *base], env=env)
+    assert table.exit_code == 0 and "copy" in table.stdout
+    assert "rank 1 is a copy: turned 90° clockwise" in table.stdout
+    plain = CliRunner().invoke(cli, ["search", str(copy), "-k", "3", "--json", "--no-verdict", *base], env=env)
+    assert all("match" not in h for h in json.loads(plain.stdout)["results"])
+    only = CliRunner().invoke(cli, ["search", str(copy), "--copies-only", "--json", *base], env=env)
+    assert [h["match"] for h in json.loads(only.stdout)["results"]] == ["copy"]
