@@ -200,12 +200,54 @@ def pct(k, n):
     return f"{100 * k / n:.1f}%" if n else "-"
 
 
+def recording_verifier():
+    """A Verifier that records every keypoint fit it makes: (query index, stored path, similarity, inliers,
+    matches, smaller spread, mirrored). Queries are numbered in the order ``query()`` is called."""
+    import threading
+
+    from imgsearch import verdict
+
+    local = threading.local()
+    fits = []
+    real_fit = verdict.fit_transform
+
+    def fit_transform(query, stored, mirrored=False):
+        fit = real_fit(query, stored, mirrored)
+        spread = 0.0
+        if fit is not None:
+            spread = min(verdict._spread(fit.query_points, query.size), verdict._spread(fit.stored_points, stored.size))
+        fits.append((local.query, local.path, local.similarity, fit.inliers if fit else 0, fit.matches if fit else 0,
+                     round(spread, 4), mirrored))
+        return fit
+
+    verdict.fit_transform = fit_transform
+
+    class Recording(verdict.Verifier):
+        def __init__(self):
+            super().__init__(cache_size=4096)
+            self.queries = []
+
+        def query(self, image, full_size):
+            features = super().query(image, full_size)
+            features.index = len(self.queries)
+            self.queries.append(features)
+            return features
+
+        def judge(self, query, path, similarity):
+            local.query, local.path, local.similarity = query.index, path, similarity
+            return super().judge(query, path, similarity)
+
+    return Recording(), fits
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--originals", type=int, default=30, help="gallery originals used as positive sources")
     parser.add_argument("--negatives", type=int, default=67, help="held-out photos used as negative sources")
-    parser.add_argument("--timing", type=int, default=3, help="queries per family timed with the real model")
+    parser.add_argument("--timing", type=int, default=3, help="queries per family timed with the real model "
+                        "(0: no cost section)")
     parser.add_argument("--tuned-only", action="store_true", help="skip the held-back variants")
+    parser.add_argument("--only", choices=("positives", "negatives"), help="run one half (each prints its report)")
     args = parser.parse_args(argv)
 
     from imgsearch.features import VGG16Features
@@ -222,6 +264,10 @@ def main(argv=None):
     in_gallery = sorted(originals[i] for i in order[round(HOLDOUT * len(originals)):])
     positives = sorted(rng.choice(in_gallery, size=min(args.originals, len(in_gallery)), replace=False).tolist())
     negatives = held[: args.negatives]
+    if args.only == "negatives":
+        positives = []
+    elif args.only == "positives":
+        negatives = []
     fillers = held  # pages and collages are filled with photos that are not in the gallery
 
     work = common.WORK_DIR / f"verdict-v{EDITS_VERSION}-seed{SEED}"
@@ -243,14 +289,17 @@ def main(argv=None):
         cache.save()
         log(f"gallery: {coll.count()} rows ({summary.new} new) in {time.perf_counter() - t0:.0f} s")
 
-        verifier = Verifier(cache_size=2048)
-        outcome = {}  # (variant, photo) -> (plain rank-1 ok, plain >= 0.80, rank-1 ok, copy at 1, false copies)
+        verifier, fits = recording_verifier()
+        query_paths = []  # the i-th query the verifier saw
+        outcome = {}  # (variant, photo) -> (plain rank-1, plain >= 0.80, rank-1, copy at 1, false copies,
+        #                                    evidence, plain rank of the truth (0: not in the top 10))
 
         def run(sources, truth):
             for start in range(0, len(sources), 16):
                 chunk = sources[start : start + 16]
                 paths = [queries_all[s] for s in chunk]
                 plain_results = list(search_images(coll, embedder, paths, top_k=10, verify=False))
+                query_paths.extend(chunk)
                 results = list(search_images(coll, embedder, paths, top_k=10, verifier=verifier))
                 for key, p_res, res in zip(chunk, plain_results, results):
                     if res.error:
@@ -258,6 +307,7 @@ def main(argv=None):
                     want = truth(key)
                     first = res.results[0] if res.results else None
                     p_first = p_res.results[0] if p_res.results else None
+                    plain_rank = next((m.rank for m in p_res.results if m.path == want), 0)
                     outcome[key] = (
                         bool(p_first and p_first.path == want),
                         bool(p_first and p_first.path == want and p_first.similarity >= 0.80),
@@ -265,6 +315,7 @@ def main(argv=None):
                         bool(first and first.path == want and first.match == COPY),
                         sum(m.match == COPY for m in res.results if m.path != want),
                         first.evidence if first and first.match == COPY else None,
+                        plain_rank,
                     )
                 cache.save()
                 log(f"  {len(outcome)} queries done")
@@ -276,30 +327,32 @@ def main(argv=None):
         log(f"all queries in {time.perf_counter() - t0:.0f} s")
 
         # Cost: real model, fresh verifier (no cached keypoints), a few queries per family and negatives.
-        timing = {}
-        for family, members in FAMILIES.items():
-            picks = [queries[(v, p)] for v, tuned in members if tuned for p in positives[: args.timing]]
-            timing[family] = picks[: max(args.timing, 1) * 2]
-        timing["unrelated (negatives)"] = [negative_queries[(e, p)] for e in NEGATIVE_EDITS for p in negatives[:4]]
-        list(search_images(coll, plain, [queries[(variants[0], positives[0])]]))  # warm-up
         seconds = {}
-        for family, paths in timing.items():
-            seconds[family] = []
-            for path in paths:
-                t = time.perf_counter()
-                list(search_images(coll, plain, [path], top_k=10, verifier=Verifier()))
-                seconds[family].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        index_sample = in_gallery[:24]
-        index_db = work / "index-cost.db"
-        import shutil
+        if args.timing:
+            timing = {}
+            for family, members in FAMILIES.items():
+                picks = [queries[(v, p)] for v, tuned in members if tuned for p in positives[: args.timing]]
+                timing[family] = picks[: args.timing * 2]
+            timing["unrelated (negatives)"] = [negative_queries[(e, p)] for e in NEGATIVE_EDITS
+                                               for p in negatives[: args.timing]]
+            list(search_images(coll, plain, [queries[(variants[0], positives[0])]]))  # warm-up
+            for family, paths in timing.items():
+                seconds[family] = []
+                for path in paths:
+                    t = time.perf_counter()
+                    list(search_images(coll, plain, [path], top_k=10, verifier=Verifier()))
+                    seconds[family].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            index_sample = in_gallery[:24]
+            index_db = work / "index-cost.db"
+            import shutil
 
-        shutil.rmtree(index_db, ignore_errors=True)
-        with Store(str(index_db)) as store2:
-            coll2 = store2.collection("images", plain.config())
-            index_paths(coll2, plain, index_sample)
-        index_rate = len(index_sample) / (time.perf_counter() - t)
-        shutil.rmtree(index_db, ignore_errors=True)
+            shutil.rmtree(index_db, ignore_errors=True)
+            with Store(str(index_db)) as store2:
+                coll2 = store2.collection("images", plain.config())
+                index_paths(coll2, plain, index_sample)
+            index_rate = len(index_sample) / (time.perf_counter() - t)
+            shutil.rmtree(index_db, ignore_errors=True)
         rows = coll.count()
     db_bytes = sum(f.stat().st_size for f in db.rglob("*") if f.is_file())
 
@@ -314,7 +367,7 @@ def main(argv=None):
         rows_out = []
         for family, members in FAMILIES.items():
             for variant, tuned in members:
-                if tuned != tuned_flag or (variant, positives[0]) not in queries:
+                if not positives or tuned != tuned_flag or (variant, positives[0]) not in queries:
                     continue
                 res = [outcome[(variant, p)] for p in positives]
                 n = len(res)
@@ -345,12 +398,40 @@ def main(argv=None):
         print("Misses (variant, photo, rank-1 ok?): " + "; ".join(
             f"{k[0]} {Path(k[1]).stem} {'r1' if o[2] else 'not r1'}" for k, o in misses[:40]))
         print()
-    cost_rows = [[family, len(s), f"{common.median(s):.2f}", f"{np.percentile(s, 95):.2f}"]
-                 for family, s in seconds.items() if s]
-    print("### Cost: one query, warm model, cold keypoint cache (seconds)\n")
-    print(common.table(["queries", "n", "median s", "p95 s"], cost_rows))
-    print(f"\nIndexing: {index_rate:.2f} photos/s (24 photos, `index_paths`, real model): the verdict adds no work at "
-          f"index time. Rows per image: 1; database on disk: {db_bytes / rows / 1024:.1f} KiB per image "
+    # The fits behind the verdicts: true pairs (a copy against its original) and unrelated pairs.
+    truth_of = {}
+    for key in queries:
+        truth_of[key] = key[1]
+    true_fits, unrelated_fits = [], []
+    for q_index, path, similarity, inliers, matches, spread, mirrored in fits:
+        key = query_paths[q_index]
+        (true_fits if truth_of.get(key) == path else unrelated_fits).append((inliers, matches, spread, similarity,
+                                                                             key, path))
+    worst = sorted(unrelated_fits, key=lambda f: -f[0])[:8]
+    print(f"Keypoint fits made: {len(fits)} ({len(true_fits)} of a copy against its original, {len(unrelated_fits)} "
+          "of unrelated pairs). Most agreeing keypoints in unrelated pairs: " + "; ".join(
+              f"{f[0]} of {f[1]} (spread {f[2]:.3f}, cosine {f[3]:.2f}, {f[4][0]} {Path(f[4][1]).stem} vs "
+              f"{Path(f[5]).stem})" for f in worst) + ".\n")
+    weak = sorted((f for f in true_fits if f[0] < 40), key=lambda f: f[0])[:12]
+    if weak:
+        print("Weakest true pairs: " + "; ".join(f"{f[0]} of {f[1]} (spread {f[2]:.3f}, {f[4][0]} {Path(f[4][1]).stem})"
+                                                 for f in weak) + ".\n")
+    ranks = {}
+    for key, o in outcome.items():
+        if key in queries:
+            ranks.setdefault(key[0], []).append(o[6])
+    print("Plain rank of the original (picture view alone), share within the top 1 / 2 / 6 / 10: " + "; ".join(
+        f"{v} {pct(sum(0 < r <= 1 for r in rs), len(rs))}/{pct(sum(0 < r <= 2 for r in rs), len(rs))}/"
+        f"{pct(sum(0 < r <= 6 for r in rs), len(rs))}/{pct(sum(r > 0 for r in rs), len(rs))}"
+        for v, rs in ranks.items()) + ".\n")
+    if seconds:
+        cost_rows = [[family, len(s), f"{common.median(s):.2f}", f"{np.percentile(s, 95):.2f}"]
+                     for family, s in seconds.items() if s]
+        print("### Cost: one query, warm model, cold keypoint cache (seconds)\n")
+        print(common.table(["queries", "n", "median s", "p95 s"], cost_rows))
+        print(f"\nIndexing: {index_rate:.2f} photos/s (24 photos, `index_paths`, real model): the verdict adds no "
+              "work at index time.")
+    print(f"Rows per image: 1; database on disk: {db_bytes / rows / 1024:.1f} KiB per image "
           f"({db_bytes / 1e6:.1f} MB for {rows} rows, Milvus Lite).")
     common.footer()
 

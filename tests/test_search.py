@@ -130,7 +130,8 @@ def test_cli_json_lines_one_per_query(milvus, vgg_weights, gallery, photo_dir, s
     assert [line["query"] for line in lines] == [str(edited), str(photo_dir / "camera.jpg")]
     first = lines[0]
     assert (first["page"], first["top_k"], len(first["results"])) == (1, 2, 2)
-    assert set(first["results"][0]) == {"rank", "id", "path", "similarity", "distance", "owner"}
+    assert set(first["results"][0]) == {"rank", "id", "path", "similarity", "distance", "owner", "match", "evidence"}
+    assert first["results"][0]["match"] == "copy" and first["results"][1]["match"] == "similar"
     assert first["results"][0]["path"].endswith("/chelsea.jpg") and first["results"][0]["owner"] == "alice"
     assert abs(first["results"][0]["similarity"] + first["results"][0]["distance"] - 1) < 1e-6
 
