@@ -20,10 +20,12 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
+from . import views
 from .errors import ImageError, ImgsearchError
 from .features import Embedder
 from .files import looks_like_image_name, walk_files
 from .store import Collection, Hit, check_owner, check_page
+from .verdict import COPY, QUERY_SIDE, SIMILAR, Verifier
 
 # The "same picture, edited" line for `imgsearch search`: no unrelated photo reached it in the benchmark (the
 # best scored 0.785) while 84% of all edited copies and 100% of re-encoded, resized, bordered, recoloured or
@@ -182,16 +184,13 @@ class _Candidate:
 
 def _search_with_verdict(collection, embedder, sources, top_k, offset, page, threshold, max_distance, owner,
                          batch_size, copies_only, verifier):
-    from . import views as views_mod
-    from .verdict import COPY, SIMILAR, Verifier
-
     verifier = verifier or Verifier()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="imgsearch-verify") as pool:
         for start in range(0, len(sources), batch_size):
             chunk = sources[start : start + batch_size]
             loaded = list(pool.map(_load_or_error(embedder), chunk))
             queries = [(source, image) for source, image in zip(chunk, loaded) if not isinstance(image, ImageError)]
-            first = [views_mod.first_views(image.image) for _, image in queries]
+            first = [views.first_views(image.image) for _, image in queries]
             first_vectors = _embed_views(embedder, first, batch_size)
             first_hits = _candidates(collection, first, first_vectors, FIRST_CANDIDATES, owner)
             # The page's ranking is the picture view's, as without the verdict.
@@ -202,8 +201,8 @@ def _search_with_verdict(collection, embedder, sources, top_k, offset, page, thr
                 features = verifier.query(image.image, (image.width, image.height))
                 outcomes[id(image)] = (features, _judge(pool, verifier, features, hits, {}))
             # Second round, only for queries whose first views found no copy.
-            again = [(source, image) for source, image in queries if not _has_copy(outcomes[id(image)][1], COPY)]
-            more = [views_mod.more_views(image.image) for _, image in again]
+            again = [(source, image) for source, image in queries if not _has_copy(outcomes[id(image)][1])]
+            more = [views.more_views(image.image) for _, image in again]
             more_hits = _candidates(collection, more, _embed_views(embedder, more, batch_size), MORE_CANDIDATES, owner)
             for (source, image), hits in zip(again, more_hits):
                 features, judged = outcomes[id(image)]
@@ -216,14 +215,11 @@ def _search_with_verdict(collection, embedder, sources, top_k, offset, page, thr
                 judged = outcomes[id(image)][1]
                 yield QueryResult(
                     image.source, page, top_k,
-                    _verdict_page(judged, ranked_by_image[id(image)], offset, page, threshold, copies_only,
-                                  COPY, SIMILAR),
+                    _verdict_page(judged, ranked_by_image[id(image)], offset, page, threshold, copies_only),
                 )
 
 
 def _load_or_error(embedder):
-    from .verdict import QUERY_SIDE
-
     def load(source):
         try:
             # Decoded with the detail the keypoint check wants; the views are shrunk to the model's size anyway.
@@ -236,12 +232,12 @@ def _load_or_error(embedder):
 
 def _embed_views(embedder, views_per_query, batch_size) -> list:
     """Each query's view vectors (one model call over all views of the batch)."""
-    flat = [view.image for views in views_per_query for view in views]
+    flat = [view.image for query_views in views_per_query for view in query_views]
     vectors = embedder.embed_images(flat, batch_size)
     out, position = [], 0
-    for views in views_per_query:
-        out.append(vectors[position : position + len(views)])
-        position += len(views)
+    for query_views in views_per_query:
+        out.append(vectors[position : position + len(query_views)])
+        position += len(query_views)
     return out
 
 
@@ -250,14 +246,14 @@ def _candidates(collection, views_per_query, vectors_per_query, limit, owner) ->
     flat = [vector for vectors in vectors_per_query for vector in vectors]
     hits = collection.search(flat, top_k=limit, owner=owner) if flat else []
     out, position = [], 0
-    for views in views_per_query:
+    for query_views in views_per_query:
         candidates: dict[str, _Candidate] = {}
-        for view, view_hits in zip(views, hits[position : position + len(views)]):
+        for view, view_hits in zip(query_views, hits[position : position + len(query_views)]):
             for hit in view_hits:
                 similarity = float(hit.distance)
                 if hit.id not in candidates or similarity > candidates[hit.id].similarity:
                     candidates[hit.id] = _Candidate(hit, similarity, view.name)
-        position += len(views)
+        position += len(query_views)
         out.append(candidates)
     return out
 
@@ -275,13 +271,13 @@ def _judge(pool, verifier, features, candidates: dict, judged: dict) -> dict:
     return dict(pool.map(one, todo))
 
 
-def _has_copy(judged: dict, copy: str) -> bool:
-    return any(verdict == copy for _, verdict, _ in judged.values())
+def _has_copy(judged: dict) -> bool:
+    return any(verdict == COPY for _, verdict, _ in judged.values())
 
 
-def _verdict_page(judged, ranked_hits, offset, page, threshold, copies_only, copy, similar) -> list[Match]:
+def _verdict_page(judged, ranked_hits, offset, page, threshold, copies_only) -> list[Match]:
     copies = sorted(
-        ((c, e) for c, verdict, e in judged.values() if verdict == copy),
+        ((c, e) for c, verdict, e in judged.values() if verdict == COPY),
         # Geometric evidence first, the most agreeing keypoints first: the original before its smaller copies.
         key=lambda ce: (ce[1]["method"] != "geometry", -ce[1].get("inliers", 0), -ce[0].similarity),
     )
@@ -289,7 +285,7 @@ def _verdict_page(judged, ranked_hits, offset, page, threshold, copies_only, cop
     if page == 1:
         for candidate, evidence in copies:
             rank += 1
-            matches.append(_match(rank, candidate.hit, candidate.similarity, 1.0 - candidate.similarity, copy,
+            matches.append(_match(rank, candidate.hit, candidate.similarity, 1.0 - candidate.similarity, COPY,
                                   evidence))
     if copies_only:
         return matches
@@ -301,7 +297,7 @@ def _verdict_page(judged, ranked_hits, offset, page, threshold, copies_only, cop
         if hit.id in copy_ids:
             continue  # listed with its evidence on page 1
         rank += 1
-        matches.append(_match(rank, hit, similarity, 1.0 - similarity, similar))
+        matches.append(_match(rank, hit, similarity, 1.0 - similarity, SIMILAR))
     return matches
 
 
