@@ -59,6 +59,11 @@ def cli():
 
 def connect(uri):
     """A Store, with the libraries' own logging hushed: we report their failures ourselves, in one line."""
+    import os
+
+    # gRPC's C core prints its own lines (e.g. keepalive GOAWAYs on a busy machine, which it then retries);
+    # it reads this once, when grpc is first imported. A user who sets it keeps their own.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     import pymilvus  # noqa: F401  (it configures its loggers when imported: set them after that)
 
     from ..store import Store
