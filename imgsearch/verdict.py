@@ -181,7 +181,7 @@ def evidence(fit: Fit, query: LocalFeatures, stored: LocalFeatures, similarity: 
     scale = query_factor / (work_scale * stored_factor)
     # The matrix turns query pixels into stored pixels; in image coordinates (y down) a positive angle is
     # clockwise on screen, so the copy is turned that far counterclockwise from the original.
-    turned = math.degrees(math.atan2(b, a)) % 360.0
+    turned = round(math.degrees(math.atan2(b, a)) % 360.0, 1) % 360.0  # 359.97 is 0.0, not 360.0
     qw, qh = query.size
     copy_corners = np.array([[0, 0], [qw, 0], [qw, qh], [0, qh]], dtype=np.float64)
     in_stored = copy_corners @ matrix[:, :2].T + matrix[:, 2]
@@ -198,7 +198,7 @@ def evidence(fit: Fit, query: LocalFeatures, stored: LocalFeatures, similarity: 
         "method": "geometry",
         "inliers": fit.inliers,
         "matches": fit.matches,
-        "turned": round(turned, 1),
+        "turned": turned,
         "scale": round(scale, 3),
         "mirrored": fit.mirrored,
         "original_region": region,

@@ -167,6 +167,7 @@ def test_a_downscaled_recompressed_copy(sample_images, originals):
     small = img.resize((img.width * 3 // 10, img.height * 3 // 10), Image.Resampling.LANCZOS)
     found, evidence = _judge(_copy(small, quality=30), originals["coffee"])
     assert found == verdict.COPY and evidence["scale"] == pytest.approx(0.3, rel=0.05)
+    assert 0 <= evidence["turned"] < 360 and min(evidence["turned"], 360 - evidence["turned"]) < 1
     assert "scaled to 30%" in evidence["summary"]
 
 
