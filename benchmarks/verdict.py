@@ -213,11 +213,11 @@ def recording_verifier():
 
     def fit_transform(query, stored, mirrored=False):
         fit = real_fit(query, stored, mirrored)
-        spread = 0.0
+        spreads = (0.0, 0.0)
         if fit is not None:
-            spread = min(verdict._spread(fit.query_points, query.size), verdict._spread(fit.stored_points, stored.size))
+            spreads = (verdict._spread(fit.query_points, query.size), verdict._spread(fit.stored_points, stored.size))
         fits.append((local.query, local.path, local.similarity, fit.inliers if fit else 0, fit.matches if fit else 0,
-                     round(spread, 4), mirrored))
+                     round(min(spreads), 4), mirrored, round(spreads[0], 4), round(spreads[1], 4)))
         return fit
 
     verdict.fit_transform = fit_transform
@@ -316,6 +316,7 @@ def main(argv=None):
                         sum(m.match == COPY for m in res.results if m.path != want),
                         first.evidence if first and first.match == COPY else None,
                         plain_rank,
+                        [(m.path, m.evidence) for m in res.results if m.match == COPY and m.path != want],
                     )
                 cache.save()
                 log(f"  {len(outcome)} queries done")
@@ -403,7 +404,13 @@ def main(argv=None):
     for key in queries:
         truth_of[key] = key[1]
     true_fits, unrelated_fits = [], []
-    for q_index, path, similarity, inliers, matches, spread, mirrored in fits:
+    import json
+
+    dump = work / f"fits-{args.only or 'all'}.json"
+    dump.write_text(json.dumps({"fits": [[query_paths[f[0]][0], query_paths[f[0]][1], *f[1:]] for f in fits],
+                                "outcome": {f"{k[0]}|{k[1]}": v for k, v in outcome.items()}}))
+    print(f"(every fit and outcome: {dump})\n")
+    for q_index, path, similarity, inliers, matches, spread, mirrored, *_ in fits:
         key = query_paths[q_index]
         (true_fits if truth_of.get(key) == path else unrelated_fits).append((inliers, matches, spread, similarity,
                                                                              key, path))

@@ -188,6 +188,18 @@ def test_without_a_readable_file_only_a_strict_cosine_makes_a_copy(sample_images
     assert checker.judge(query, str(tmp_path / "gone.jpg"), verdict.COPY_SIMILARITY - 0.01) == (verdict.SIMILAR, None)
 
 
+def test_a_second_shot_of_the_same_scene_is_similar_however_close(sample_images, tmp_path):
+    """Two overlapping shots (a burst, a stereo pair): parallax, not one transform. The cosine may be high,
+    but with texture enough to tell, geometry decides."""
+    import skimage.data
+
+    left, right = skimage.data.stereo_motorcycle()[:2]
+    Image.fromarray(right).save(tmp_path / "right.jpg", quality=92)
+    query = verdict.QueryFeatures(Image.fromarray(left), Image.fromarray(left).size)
+    found, evidence = verdict.Verifier().judge(query, str(tmp_path / "right.jpg"), 0.97)
+    assert (found, evidence) == (verdict.SIMILAR, None)
+
+
 def test_stored_keypoints_are_read_once_until_the_file_changes(sample_images, tmp_path):
     path = tmp_path / "coffee.jpg"
     sample_images["coffee"].save(path, quality=90)
