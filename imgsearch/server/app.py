@@ -156,7 +156,7 @@ def create_app(worker: Worker, token: str | None = None, max_body: int = DEFAULT
     @app.put("/api/images/{key:path}", dependencies=api, openapi_extra=_IMAGE_BODY)
     async def put_image(request: Request, key: str, owner: str = Query("", description="Owner of the image.")):
         """Index an image that has no file here under the caller's key; putting a key again replaces its row."""
-        check_key(key)
+        key = _key(request)
         check_owner(owner)
         data, _ = await _read_image(request, max_body)
         summary = await run(index_keyed, [(key, data)], owner)
@@ -165,9 +165,9 @@ def create_app(worker: Worker, token: str | None = None, max_body: int = DEFAULT
         return {"key": key, "id": row_id(key), "owner": owner, "replaced": summary.updated == 1}
 
     @app.delete("/api/images/{key:path}", dependencies=api)
-    async def delete_image(key: str):
+    async def delete_image(request: Request, key: str):
         """Remove the row of a key put before; 404 if there is none."""
-        check_key(key)
+        key = _key(request)
         if not await run(lambda collection, _: delete_keys(collection, [key])):
             raise HTTPException(404, f"no image under key {key!r}")
         return {"key": key, "id": row_id(key), "deleted": True}
@@ -213,6 +213,11 @@ class _OneLineErrors:
             if not started:
                 response = JSONResponse({"error": f"internal error ({type(e).__name__})"}, status_code=500)
                 await response(scope, receive, send)
+
+
+def _key(request: Request) -> str:
+    # From the decoded path itself: the route's pattern would end a key at a newline and drop the rest.
+    return check_key(request.scope["path"].removeprefix("/api/images/"))
 
 
 def _extra_options(request: Request) -> dict:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from ..search import search_images
 
-
 _STOP = object()
 
 
@@ -108,8 +107,10 @@ class Worker:
         try:
             self.store, self.collection, self.embedder = self.opener()
             self.embedder.model  # noqa: B018  (load now: the first request should not pay for TensorFlow)
-        except BaseException as e:  # handed to start(), which raises it in the caller's thread
+        except BaseException as e:  # noqa: BLE001  (handed to start(), which raises it in the caller's thread)
             self._error = e
+            if self.store is not None:  # opened, but the weights failed: release the database
+                self.store.close()
             self._ready.set()
             return
         self._ready.set()
@@ -144,41 +145,29 @@ class Worker:
 
     def _execute(self, jobs: list):
         groups: dict[tuple, list[_Search]] = {}
-        for job in jobs:
+        # A request whose client went away (its future cancelled) is dropped before it costs anything.
+        for job in [job for job in jobs if job.future.set_running_or_notify_cancel()]:
             if isinstance(job, _Search):
                 groups.setdefault(job.group, []).append(job)
-            else:
-                self.stats.calls += 1
-                _settle(job.future, job.fn, self.collection, self.embedder, *job.args)
+                continue
+            self.stats.calls += 1
+            try:
+                job.future.set_result(job.fn(self.collection, self.embedder, *job.args))
+            except Exception as e:  # noqa: BLE001  (the caller's request fails with it; the worker goes on)
+                job.future.set_exception(e)
         for searches in groups.values():
             self.stats.searches += len(searches)
             self.stats.search_calls += 1
             self.stats.largest_batch = max(self.stats.largest_batch, len(searches))
-            results = _outcome(
-                lambda: list(
-                    search_images(
-                        self.collection, self.embedder, [job.source for job in searches],
-                        batch_size=len(searches), **searches[0].options,
-                    )
-                )
-            )
-            for i, job in enumerate(searches):
-                if isinstance(results, BaseException):
-                    job.future.set_exception(results)
-                else:  # search_images yields one result per (bytes, label) source, in order
-                    job.future.set_result(results[i])
-
-
-def _outcome(fn):
-    try:
-        return fn()
-    except Exception as e:  # the caller's request fails with it; the worker goes on
-        return e
-
-
-def _settle(future: Future, fn: Callable, *args):
-    result = _outcome(lambda: fn(*args))
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+            sources = [job.source for job in searches]
+            try:
+                results = list(search_images(
+                    self.collection, self.embedder, sources, batch_size=len(sources), **searches[0].options
+                ))
+            except Exception as e:  # noqa: BLE001  (a bad parameter fails the requests that share it, no others)
+                for job in searches:
+                    job.future.set_exception(e)
+                continue
+            # search_images yields one result per (bytes, label) source, in order.
+            for job, result in zip(searches, results):
+                job.future.set_result(result)
