@@ -295,3 +295,30 @@ def test_another_host_without_a_token_is_warned_about(tmp_path, host, token, war
                                 env={"IMGSEARCH_SERVE_TOKEN": token})
     assert result.exit_code == 2 and "ends in .db" in result.output
     assert ("without IMGSEARCH_SERVE_TOKEN" in result.output) == warned
+
+
+@pytest.mark.server
+def test_index_while_serving_through_a_milvus_server(milvus_server_uri, tmp_path, photo_dir, vgg_weights, sample_images):
+    """The README's way to index while serving: both processes on one Milvus server."""
+    from pymilvus import MilvusClient
+
+    collection = "t_serve_index_meanwhile"
+    (tmp_path / "photos").mkdir()
+    for name in ("coins", "chelsea"):
+        shutil.copy2(photo_dir / f"{name}.jpg", tmp_path / "photos" / f"{name}.jpg")
+    try:
+        with served(milvus_server_uri, vgg_weights, tmp_path / "serve.log", "--collection", collection) as server:
+            with httpx.Client(base_url=server.url, timeout=120) as http:
+                assert http.get("/api/health").json()["rows"] == 0
+                result = CliRunner().invoke(
+                    cli, ["index", str(tmp_path / "photos"), "--uri", milvus_server_uri, "--collection", collection],
+                    env={"IMGSEARCH_WEIGHTS": str(vgg_weights)},
+                )
+                assert result.exit_code == 0, result.output
+                assert http.get("/api/health").json()["rows"] == 2
+                hits = http.post("/api/search", content=_edited(sample_images, "coins")).json()["results"]
+                assert [hit["path"] for hit in hits] == [str(tmp_path / "photos" / "coins.jpg")]
+    finally:
+        client = MilvusClient(uri=milvus_server_uri)
+        client.drop_collection(collection)
+        client.close()
