@@ -23,7 +23,7 @@ def is_loopback(host: str) -> bool:
 @cli.command()
 @store_options
 @feature_options
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (another than loopback "
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (any but loopback "
               "exposes the API: set IMGSEARCH_SERVE_TOKEN).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--max-body", type=click.FloatRange(0.001), default=25.0, show_default=True,
