@@ -198,6 +198,8 @@ class _OneLineErrors:
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
         started = False
 
         async def tracking_send(message):
@@ -208,8 +210,8 @@ class _OneLineErrors:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as e:
-            message = (getattr(e, "message", None) or str(e) or "").splitlines()[:1]
-            log.error("%s %s failed: %s: %s", scope.get("method"), scope.get("path"), type(e).__name__, *message or [""])
+            first_line = next(iter((getattr(e, "message", None) or str(e)).splitlines()), "")
+            log.error("%s %s failed: %s: %s", scope.get("method"), scope.get("path"), type(e).__name__, first_line)
             if not started:
                 response = JSONResponse({"error": f"internal error ({type(e).__name__})"}, status_code=500)
                 await response(scope, receive, send)
