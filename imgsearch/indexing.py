@@ -7,10 +7,12 @@ decides what a vector is, the collection where it goes.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .features import Embedder
+from .errors import ImgsearchError
+from .features import Embedded, Embedder
 from .files import FileEntry, looks_like_image_name, walk_files
 from .store import Collection, check_owner, now, row_id
 
@@ -95,27 +97,9 @@ def index_paths(
                     summary.failed.append((result.source, result.error))
                 continue
             entry = by_path[result.source]
-            rows.append(
-                {
-                    "id": row_id(entry.path),
-                    "vector": result.vector,
-                    "path": entry.path,
-                    "size": entry.size,
-                    "mtime": entry.mtime,
-                    "content_hash": result.content_hash,
-                    "width": result.width,
-                    "height": result.height,
-                    "owner": owner,
-                    "indexed_at": now(),
-                }
-            )
+            rows.append(make_row(entry.path, result, entry.size, entry.mtime, owner))
         # Written per batch: an interrupted run keeps everything finished, and re-running upserts, never duplicates.
-        collection.upsert(rows)
-        for row in rows:
-            if row["path"] in known:
-                summary.updated += 1
-            else:
-                summary.new += 1
+        _write(collection, rows, known, summary)
         done += len(batch)
         if progress:
             progress(done, total)
@@ -123,6 +107,87 @@ def index_paths(
     if prune:
         summary.pruned = prune_missing(collection, roots)
     return summary
+
+
+def make_row(path: str, embedded: Embedded, size: int, mtime: float, owner: str) -> dict:
+    """The one place a row is made, for a file (``index_paths``) and for bytes under a key (``index_keyed``)."""
+    return {
+        "id": row_id(path),
+        "vector": embedded.vector,
+        "path": path,
+        "size": size,
+        "mtime": mtime,
+        "content_hash": embedded.content_hash,
+        "width": embedded.width,
+        "height": embedded.height,
+        "owner": owner,
+        "indexed_at": now(),
+    }
+
+
+def _write(collection: Collection, rows: list[dict], known: set[str], summary: IndexSummary):
+    collection.upsert(rows)
+    for row in rows:
+        if row["path"] in known:
+            summary.updated += 1
+        else:
+            summary.new += 1
+
+
+class InvalidKey(ImgsearchError):
+    """A caller's key for an image (PUT /api/images/{key}) that is too long or has characters we refuse."""
+
+
+# A caller's key for an image that has no file here (an object-store key, a URL, a database id). It is stored
+# in the ``path`` field, so it must never look like a local path: a key starting with / or ~ could otherwise
+# make a key row pass for an indexed file (the server's thumbnails read only absolute paths of local files).
+MAX_KEY = 1024
+KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:/@+=,!%-]*")
+
+
+def check_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY:
+        raise InvalidKey(f"key must be 1 to {MAX_KEY} characters long (got {len(key)})")
+    if not KEY_RE.fullmatch(key):
+        raise InvalidKey(
+            f"key {key[:80]!r} is not allowed: it must start with a letter or digit and use only letters, digits "
+            "and . _ ~ : / @ + = , ! % - (so it can never name a local file)"
+        )
+    return key
+
+
+def index_keyed(
+    collection: Collection, embedder: Embedder, images: Iterable[tuple[str, bytes]], owner: str = "",
+    batch_size: int = 16,
+) -> IndexSummary:
+    """Index images that arrive as bytes, each under its caller's key; a key indexed again replaces its row.
+
+    Failures are ``(key, reason)`` in the summary, as files are in ``index_paths``.
+    """
+    owner = check_owner(owner)
+    # One row per key: the last image given for a key wins, as a later PUT would.
+    images = list({check_key(key): data for key, data in images}.items())
+    summary = IndexSummary()
+    known = set(collection.get([row_id(key) for key, _ in images], fields=("path",)))
+    known_keys = {key for key, _ in images if row_id(key) in known}
+    for batch in embedder.embed_sources([(data, key) for key, data in images], batch_size=batch_size):
+        rows = []
+        for result in batch:
+            if result.error:
+                summary.failed.append((result.source, result.error))
+            else:
+                rows.append(make_row(result.source, result, result.size, 0.0, owner))
+        _write(collection, rows, known_keys, summary)
+    return summary
+
+
+def delete_keys(collection: Collection, keys: Iterable[str]) -> list[str]:
+    """Delete the rows of these keys; returns the keys that were indexed (and are now gone)."""
+    keys = [check_key(key) for key in keys]
+    present = collection.get([row_id(key) for key in keys], fields=("path",))
+    gone = [key for key in keys if row_id(key) in present]
+    collection.delete([row_id(key) for key in gone])
+    return gone
 
 
 def prune_missing(collection: Collection, roots: list[str]) -> int:

@@ -1,0 +1,63 @@
+"""serve: the HTTP API and the web page (imgsearch.server), on uvicorn."""
+
+import ipaddress
+import os
+
+import click
+
+from .base import cli, err_line, open_collection
+from .options import feature_options, store_options
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@cli.command()
+@store_options
+@feature_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (any but loopback "
+              "exposes the API: set IMGSEARCH_SERVE_TOKEN).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--max-body", type=click.FloatRange(0.001), default=25.0, show_default=True,
+              help="Largest request body in MB (10^6 bytes); larger ones are answered 413.")
+@click.option("--batch-window", type=click.FloatRange(0, 1000), default=5.0, show_default=True,
+              help="Milliseconds a lone search waits for others to share its model call.")
+@click.option("--max-batch", type=click.IntRange(1, 256), default=32, show_default=True,
+              help="Most searches in one model call.")
+def serve(uri, collection, weights, pooling, resize, border_tolerance, host, port, max_body, batch_window,
+          max_batch):
+    """Serve search and indexing over HTTP (JSON API, OpenAPI at /openapi.json) and a search page at /.
+
+    The model is loaded and the store opened once; searches arriving together share one model call. A Milvus
+    Lite database is held by this process while it runs: index through the API (PUT /api/images/KEY), or
+    serve the database with a Milvus server and give both the same --uri. With IMGSEARCH_SERVE_TOKEN set,
+    every /api/ call needs `Authorization: Bearer <token>`.
+    """
+    import uvicorn
+
+    from ..features import VGG16Features
+    from ..server.app import create_app
+    from ..server.worker import Worker
+
+    token = os.environ.get("IMGSEARCH_SERVE_TOKEN") or None
+    if not is_loopback(host) and not token:
+        err_line(f"warning: serving on {host} without IMGSEARCH_SERVE_TOKEN: anyone who reaches this port can "
+                 "search, add and delete images")
+    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance)
+
+    def opener():
+        return open_collection(uri, collection or "images", VGG16Features, create=True, **options)
+
+    with Worker(opener, window=batch_window / 1000, max_batch=max_batch) as worker:
+        app = create_app(worker, token=token, max_body=int(max_body * 1_000_000))
+        rows = worker.call(lambda coll, _: coll.count()).result()
+        err_line(f"serving {worker.collection.name!r} at {worker.store.uri} ({rows:,} rows) on http://{host}:{port}/")
+        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -1,0 +1,72 @@
+"""Run `imgsearch serve` as a real process on a free 127.0.0.1 port, for tests/test_serve*.py.
+
+Plain helper module, not a conftest. ``served(uri, weights)`` is a context manager giving a ``Served`` (its base
+URL and its log); the process is stopped with SIGINT (uvicorn's graceful stop) and killed if it lingers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+START_TIMEOUT = 240  # seconds: TensorFlow's import and the weights on a busy 2-core machine
+
+
+@dataclass
+class Served:
+    url: str
+    log: Path
+    process: subprocess.Popen
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(uri: str, weights, log: Path, *args: str, env: dict | None = None):
+    port = free_port()
+    command = [sys.executable, "-m", "imgsearch", "serve", "--uri", uri, "--port", str(port), *args]
+    environment = {**os.environ, "IMGSEARCH_WEIGHTS": str(weights), **(env or {})}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)
+    server = Served(f"http://127.0.0.1:{port}", log, process)
+    try:
+        _wait_ready(server, (env or {}).get("IMGSEARCH_SERVE_TOKEN"))
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(server: Served, token: str | None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"imgsearch serve exited with {server.process.returncode}:\n{server.log_text()}")
+        try:
+            if httpx.get(server.url + "/api/health", headers=headers, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"imgsearch serve did not answer within {START_TIMEOUT} s:\n{server.log_text()}")
