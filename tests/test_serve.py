@@ -88,6 +88,23 @@ def test_api_search_answers_what_the_cli_prints(http, gallery, name, how):
     for got, want in zip(answer["results"], expected["results"]):
         assert got["similarity"] == pytest.approx(want["similarity"], abs=1e-5)
         assert got["distance"] == pytest.approx(want["distance"], abs=1e-5)
+        assert got.get("match") == want.get("match") and ("evidence" in got) == ("evidence" in want)
+    assert answer["results"][0]["match"] == "copy"
+    assert answer["results"][0]["evidence"]["inliers"] == expected["results"][0]["evidence"]["inliers"]
+
+
+def test_the_verdict_options_over_http(http, gallery, sample_images):
+    turned = jpeg_bytes(sample_images["rocket"].rotate(90, expand=True), 85)
+    answer = http.post("/api/search", params={"top_k": 3, "threshold": -1}, content=turned).json()["results"]
+    assert answer[0]["match"] == "copy" and answer[0]["path"].endswith("/rocket.jpg")
+    assert answer[0]["evidence"]["turned"] == pytest.approx(90, abs=1.5)
+    assert [h["match"] for h in answer[1:]] == ["similar"] * (len(answer) - 1)
+    only = http.post("/api/search", params={"copies_only": "true"}, content=turned).json()["results"]
+    assert [h["path"].rsplit("/", 1)[1] for h in only] == ["rocket.jpg"]
+    plain = http.post("/api/search", params={"verdict": "false", "threshold": -1}, content=turned).json()
+    assert all("match" not in h for h in plain["results"])
+    bad = http.post("/api/search", params={"verdict": "perhaps"}, content=turned)
+    assert 400 <= bad.status_code < 500 and "error" in bad.json()
 
 
 def test_pages_continue_the_ranking_and_the_default_threshold_is_the_clis(http, gallery):

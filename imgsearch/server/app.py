@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import inspect
 import io
 import logging
 import os
@@ -26,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from ..errors import ImageError, ImgsearchError
 from ..features import NOT_AN_IMAGE, load_image
 from ..indexing import check_key, delete_keys, index_keyed
-from ..search import DEFAULT_THRESHOLD, search_images
+from ..search import DEFAULT_THRESHOLD
 from ..store import check_owner, check_page, row_id
 from .worker import Worker
 
@@ -35,15 +34,8 @@ log = logging.getLogger("uvicorn.error")  # uvicorn's own log, formatted as its 
 DEFAULT_MAX_BODY = 25 * 1024 * 1024
 THUMBNAIL_SIDE = 256
 ROW_ID_RE = re.compile(r"[0-9a-f]{32}")
-# search_images keywords a query string may set beyond the four declared ones (the verdict's options, as they
-# come): whatever the library takes, the API takes, converted to the type of the keyword's default.
-_NOT_FROM_QUERY = {"collection", "embedder", "queries", "batch_size", "max_distance"}
-_DECLARED = {"top_k", "page", "threshold", "owner"}
-EXTRA_SEARCH_OPTIONS = {
-    name: p.default
-    for name, p in inspect.signature(search_images).parameters.items()
-    if name not in _NOT_FROM_QUERY | _DECLARED and p.default is not inspect.Parameter.empty
-}
+# The search's query parameters; any other is refused with a 400 that lists these.
+SEARCH_PARAMETERS = ("top_k", "page", "threshold", "owner", "copies_only", "verdict")
 
 _IMAGE_BODY = {
     "requestBody": {
@@ -140,13 +132,17 @@ def create_app(worker: Worker, token: str | None = None, max_body: int = DEFAULT
             DEFAULT_THRESHOLD, ge=-1, le=1, description="Keep hits with similarity >= this; -1 keeps every rank."
         ),
         owner: str | None = Query(None, description="Only this owner's images."),
+        copies_only: bool = Query(False, description="Only the copies (the same picture, edited), with evidence."),
+        verdict: bool = Query(True, description="Check the nearest images for copies; false: similarity alone."),
     ):
         """The query image (multipart field `image`, or the raw body) -> the object `imgsearch search --json`
-        prints for it. Further query parameters are passed to the library's search (e.g. the verdict options)."""
+        prints for it: copies first with their evidence, then similar images."""
+        _refuse_unknown_parameters(request)
         check_page(top_k, page)
         if owner is not None:
             check_owner(owner)
-        options = dict(top_k=top_k, page=page, threshold=threshold, owner=owner, **_extra_options(request))
+        options = dict(top_k=top_k, page=page, threshold=threshold, owner=owner, copies_only=copies_only,
+                       verify=verdict)
         data, label = await _read_image(request, max_body)
         result = await asyncio.wrap_future(worker.search(data, label, **options))
         if result.error:
@@ -222,29 +218,10 @@ def _key(request: Request) -> str:
     return check_key(request.scope["path"].removeprefix("/api/images/"))
 
 
-def _extra_options(request: Request) -> dict:
-    options = {}
-    for name, value in request.query_params.items():
-        if name in _DECLARED:
-            continue
-        if name not in EXTRA_SEARCH_OPTIONS:
-            known = ", ".join(sorted(_DECLARED | set(EXTRA_SEARCH_OPTIONS)))
-            raise HTTPException(400, f"unknown parameter {name!r} (known: {known})")
-        options[name] = _convert(name, value, EXTRA_SEARCH_OPTIONS[name])
-    return options
-
-
-def _convert(name: str, value: str, default):
-    try:
-        if isinstance(default, bool):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return value.lower() in ("true", "1", "yes")
-        if isinstance(default, (int, float)):
-            return type(default)(value)
-    except ValueError:
-        raise HTTPException(400, f"parameter {name}={value!r} is not a {type(default).__name__}") from None
-    return value
+def _refuse_unknown_parameters(request: Request):
+    for name in request.query_params:
+        if name not in SEARCH_PARAMETERS:
+            raise HTTPException(400, f"unknown parameter {name!r} (known: {', '.join(SEARCH_PARAMETERS)})")
 
 
 async def _read_image(request: Request, max_body: int) -> tuple[bytes, str]:

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from ..search import search_images
+from ..verdict import Verifier
 
 _STOP = object()
 
@@ -63,6 +64,8 @@ class Worker:
         self.max_batch = max_batch
         self.stats = BatchStats()
         self.store = self.collection = self.embedder = None
+        # One verifier for the server's life: stored images' keypoints are read once, then served from its cache.
+        self.verifier = Verifier()
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="imgsearch-worker", daemon=True)
         self._ready = threading.Event()
@@ -162,7 +165,8 @@ class Worker:
             sources = [job.source for job in searches]
             try:
                 results = list(search_images(
-                    self.collection, self.embedder, sources, batch_size=len(sources), **searches[0].options
+                    self.collection, self.embedder, sources, batch_size=len(sources), verifier=self.verifier,
+                    **searches[0].options,
                 ))
             except Exception as e:  # noqa: BLE001  (a bad parameter fails the requests that share it, no others)
                 for job in searches:
