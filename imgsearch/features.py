@@ -21,6 +21,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .precision import PRECISIONS, keras_policy
+from .precision import resolve as resolve_precision
 
 try:  # HEIC/HEIF/AVIF where the optional extra is installed
     import pillow_heif
@@ -342,6 +344,7 @@ class VGG16Features(Embedder):
         pooling: str = "max",
         resize: str = "bilinear",
         border_tolerance: int = BORDER_TOLERANCE,
+        precision: str = "auto",
         progress=None,
     ):
         super().__init__()
@@ -354,6 +357,11 @@ class VGG16Features(Embedder):
         self.pooling = pooling
         self.resize = resize
         self.border_tolerance = border_tolerance
+        # Not a setting: fp32 and bf16 vectors are interchangeable (precision.py). Resolved when the model is built.
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        self.precision_used = self.precision_reason = None
         self._model = None
         self.weights_info = None
 
@@ -369,8 +377,10 @@ class VGG16Features(Embedder):
             from . import weights as weights_mod
 
             self.weights_info = weights_mod.resolve_weights(self.weights, progress=self.progress)
+            self.precision_used, self.precision_reason = resolve_precision(self.precision)
             # Builds, loads (a corrupt file is a WeightsError) and checks the reference values.
-            self._model = weights_mod.build_vgg16(self.weights_info.path, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+            with keras_policy(self.precision_used):
+                self._model = weights_mod.build_vgg16(self.weights_info.path, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
         return self._model
 
     def prepare(self, image: Image.Image) -> np.ndarray:
@@ -381,4 +391,4 @@ class VGG16Features(Embedder):
     def embed(self, batch: np.ndarray) -> np.ndarray:
         # predict_on_batch: 7% more images/s than model(x) here, same output (benchmarks/RESULTS.md).
         fmap = self.model.predict_on_batch(batch)
-        return pool_feature_map(np.asarray(fmap), self.pooling)
+        return pool_feature_map(np.asarray(fmap, dtype=np.float32), self.pooling)  # bf16 maps pool in float32
