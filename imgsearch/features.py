@@ -185,6 +185,10 @@ def crop_black_border(
     """Cut black rows and columns from the edges (borders, letterbox bars, a photo on a black canvas)."""
     if tolerance < 0:
         return img
+    w, h = img.size
+    edges = ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h))
+    if all((np.asarray(img.crop(e).convert("L")) <= tolerance).mean() < dark_share for e in edges):
+        return img  # no edge line is dark, so the scan below would cut nothing: a quarter of its cost, most photos
     grey = np.asarray(img.convert("L"))
     dark = grey <= tolerance
     rows = np.flatnonzero(dark.mean(axis=1) < dark_share)  # rows with content
@@ -192,7 +196,6 @@ def crop_black_border(
     if rows.size == 0 or cols.size == 0:
         return img  # all dark: a night photo, not a border
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    h, w = grey.shape
     if (bottom - top) < min_keep * h or (right - left) < min_keep * w:
         return img
     if (top, bottom, left, right) == (0, h, 0, w):
@@ -202,7 +205,7 @@ def crop_black_border(
 
 def vgg16_preprocess(rgb_224: np.ndarray) -> np.ndarray:
     """Keras's VGG16 preprocess_input ("caffe"): RGB -> BGR, minus the ImageNet means. Thread-safe numpy."""
-    return rgb_224[..., ::-1].astype(np.float32) - CAFFE_BGR_MEANS
+    return np.subtract(rgb_224[..., ::-1], CAFFE_BGR_MEANS, dtype=np.float32)  # one pass, no uint8->float copy
 
 
 def pool_feature_map(fmap: np.ndarray, pooling: str) -> np.ndarray:
