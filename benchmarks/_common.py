@@ -21,7 +21,7 @@ WORK_DIR = Path(os.environ.get("IMGSEARCH_BENCH_DIR", "/tmp/imgsearch-bench"))  
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
 PACKAGES = ("tensorflow-cpu", "keras", "pymilvus", "milvus-lite", "pillow", "numpy", "imagehash", "faiss-cpu")
-CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 def image_files(folder) -> list[str]:
