@@ -32,14 +32,9 @@ def image_files(folder) -> list[str]:
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from imgsearch.cpu import cpu_model as model_name
+
+    return model_name()
 
 
 def cpu_flags() -> list[str]:

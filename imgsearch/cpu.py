@@ -164,9 +164,9 @@ def choose_precision(flags, probe_speedup=None):
     """(precision, reason) for ``--precision auto`` on a CPU with these flags (None: they could not be read).
 
     precision is "bf16", "fp32", or PROBE where the flags cannot tell: AVX512-BF16 without AMX (bf16 dot products
-    at best twice the fp32 rate, and oneDNN does not use them for every layer), an ARM CPU with BF16, or unreadable
-    flags. ``probe_speedup`` (bf16 images/s over fp32 images/s, measured on this CPU) settles those cases. Without
-    bfloat16 units oneDNN emulates bf16 (converting to fp32 and back): never faster, so never chosen by flags alone.
+    at best twice the fp32 rate, so it depends on the CPU), an ARM CPU with BF16, or unreadable flags.
+    ``probe_speedup`` (bf16 over fp32 speed, measured on this CPU) settles those cases. Without bfloat16 units
+    TensorFlow emulates bf16 (converting to fp32 and back): never faster, so never chosen from the flags.
     """
     def measured(what):
         if probe_speedup is None:

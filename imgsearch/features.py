@@ -205,7 +205,7 @@ def crop_black_border(
 
 def vgg16_preprocess(rgb_224: np.ndarray) -> np.ndarray:
     """Keras's VGG16 preprocess_input ("caffe"): RGB -> BGR, minus the ImageNet means. Thread-safe numpy."""
-    return np.subtract(rgb_224[..., ::-1], CAFFE_BGR_MEANS, dtype=np.float32)  # one pass, no uint8->float copy
+    return np.subtract(rgb_224[..., ::-1], CAFFE_BGR_MEANS, dtype=np.float32)  # one pass, no intermediate float copy
 
 
 def pool_feature_map(fmap: np.ndarray, pooling: str) -> np.ndarray:
