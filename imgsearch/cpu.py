@@ -154,7 +154,7 @@ def cpu_model(cpuinfo_text=None):
 
 # --- which precision `--precision auto` runs the model in ------------------------------------------------------
 
-# Neither precision, yet: only a measurement on this CPU can tell (precision.resolve runs it once and caches it).
+# Neither precision, yet: only a measurement on this CPU can tell (precision.auto_precision runs it once and caches it).
 PROBE = "probe"
 # bf16 must beat fp32 by this much in the probe to be chosen, so that timing noise never picks an emulated bf16.
 BF16_MIN_SPEEDUP = 1.15
