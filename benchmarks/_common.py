@@ -21,7 +21,7 @@ WORK_DIR = Path(os.environ.get("IMGSEARCH_BENCH_DIR", "/tmp/imgsearch-bench"))  
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
 PACKAGES = ("tensorflow-cpu", "keras", "pymilvus", "milvus-lite", "pillow", "numpy", "imagehash", "faiss-cpu")
-CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 def image_files(folder) -> list[str]:
@@ -32,14 +32,9 @@ def image_files(folder) -> list[str]:
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from imgsearch.cpu import cpu_model as model_name
+
+    return model_name()
 
 
 def cpu_flags() -> list[str]:

@@ -1,13 +1,18 @@
 """Indexing throughput: `imgsearch index` end to end against the model alone and against the seed's loop.
 
-    python benchmarks/throughput.py [PHOTOS] [--count 200] [--repeats 3] [--no-cli] [--no-seed] [--profile]
+    python benchmarks/throughput.py [PHOTOS] [--count 200] [--repeats 3] [--precisions fp32,bf16] [--no-cli]
+                                    [--no-seed] [--profile]
     python benchmarks/throughput.py --quick          # 48 photos, 2 repeats: a smoke run
+    python benchmarks/throughput.py --cosine [--sample N]   # fp32 vs bf16 vectors of every dev photo (or N)
+
+Each of model alone, pipeline, index_paths and CLI runs in every precision of --precisions (issue 11), with the
+CPU flags, what `--precision auto` picks here and the oneDNN kernels each precision ran (ONEDNN_VERBOSE=1).
 
 Measured in one process, interleaved (each repeat runs every method once, in turn, so drift of a shared
 machine hits all alike), on the first COUNT photos of the folder (by name; linked, not copied, into a work folder):
 
-- model alone: the VGG16 model (``VGG16Features.embed``: ``model(x, training=False)`` + max pooling) on batches
-  that were decoded and preprocessed beforehand - this machine's ceiling;
+- model alone: the VGG16 model (``VGG16Features.embed``: ``predict_on_batch`` + max pooling) on batches
+  that were decoded and preprocessed beforehand - this machine's ceiling, per precision;
 - pipeline: ``VGG16Features.embed_sources`` (threaded decode, border crop, resize, preprocess, model), no store;
 - index_paths: the library's indexing on a fresh Milvus Lite database (walk, lookup, embed, upsert), model
   already loaded; opening the store and creating the collection are timed separately;
@@ -91,9 +96,15 @@ def main(argv=None):
     parser.add_argument("--call-styles", action="store_true",
                         help="only compare ways of calling the model (interleaved, --repeats times, all photos)")
     parser.add_argument("--tf-threads", help="INTRA,INTER: set TensorFlow's thread pools before the model loads")
+    parser.add_argument("--precisions", default="fp32,bf16", help="model precisions to measure [fp32,bf16]")
+    parser.add_argument("--cosine", action="store_true", help="only: fp32 vs bf16 vectors of the photos")
+    parser.add_argument("--sample", type=int, help="with --cosine: a fixed-seed sample of this many photos")
     args = parser.parse_args(argv)
     if args.quick:
         args.count, args.repeats = min(args.count, 48), 2
+    if args.cosine:
+        return cosine_check(args.photos, args.sample, args.batch_size)
+    precisions = args.precisions.split(",")
 
     load_start = common.load_average()
     paths = common.image_files(args.photos)[: args.count]
@@ -114,10 +125,14 @@ def main(argv=None):
         intra, inter = (int(x) for x in args.tf_threads.split(","))
         tf.config.threading.set_intra_op_parallelism_threads(intra)
         tf.config.threading.set_inter_op_parallelism_threads(inter)
-    t0 = time.perf_counter()
-    embedder = VGG16Features()
-    embedder.model  # noqa: B018  (load once: excluded from every in-process rate)
-    model_load = time.perf_counter() - t0
+    model_load = {}
+    embedders = {}
+    for precision in precisions:
+        t0 = time.perf_counter()
+        embedders[precision] = VGG16Features(precision=precision)
+        embedders[precision].model  # noqa: B018  (load once: excluded from every in-process rate)
+        model_load[precision] = time.perf_counter() - t0
+    embedder = embedders[precisions[0]]
     keras = import_keras()
     import tensorflow as tf
     from keras.applications.vgg16 import preprocess_input
@@ -134,27 +149,29 @@ def main(argv=None):
             weights=weights_path, input_shape=(224, 224, 3), pooling="max", include_top=False
         )
 
-    def model_alone():
+    def model_alone(emb):
         for b in batches:
-            embedder.embed(b)
+            emb.embed(b)
 
     if args.call_styles:
         call_styles(embedder, batches, n, args.repeats, load_start, tf)
         return
 
-    def pipeline():
-        for _ in embedder.embed_sources(paths, batch_size=bs):
+    def pipeline(emb):
+        for _ in emb.embed_sources(paths, batch_size=bs):
             pass
 
     store_open: list[float] = []
 
-    def run_index_paths(tmp):
+    def run_index_paths(tmp, precision):
+        emb = embedders[precision]
         t = time.perf_counter()
         store = Store(os.path.join(tmp, f"idx-{len(store_open)}.db"))
-        coll = store.collection("images", embedder.config())
+        coll = store.collection("images", emb.config())
         store_open.append(time.perf_counter() - t)
         try:
-            return timer.run("index_paths", n, lambda: index_paths(coll, embedder, [str(folder)], batch_size=bs))
+            return timer.run(f"index_paths {precision}", n,
+                             lambda: index_paths(coll, emb, [str(folder)], batch_size=bs))
         finally:
             store.close()
 
@@ -167,9 +184,9 @@ def main(argv=None):
 
     exe = shutil.which("imgsearch", path=os.path.dirname(sys.executable)) or shutil.which("imgsearch")
 
-    def cli(target: Path, tmp: str, label: str, count: int):
-        uri = os.path.join(tmp, f"cli-{label}-{len(timer.wall.get(label, []))}.db")
-        cmd = [exe, "index", str(target), "--uri", uri, "--json", "--batch-size", str(bs)]
+    def cli(target: Path, tmp: str, label: str, count: int, precision: str):
+        uri = os.path.join(tmp, f"cli-{label}-{len(timer.wall.get(label, []))}.db".replace(" ", "_"))
+        cmd = [exe, "index", str(target), "--uri", uri, "--json", "--batch-size", str(bs), "--precision", precision]
         t = time.perf_counter()
         usage0 = os.times()
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "IMGSEARCH_URI": uri})
@@ -179,28 +196,33 @@ def main(argv=None):
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
         summary = json.loads(proc.stdout.strip().splitlines()[-1])
-        if summary["new"] != count:
-            raise SystemExit(f"CLI indexed {summary['new']} images, expected {count}")
+        if summary["new"] != count or summary["precision"] != precision:
+            raise SystemExit(f"CLI indexed {summary['new']} images in {summary['precision']}, expected {count} "
+                             f"in {precision}")
         timer.add(label, count, wall, cpu)
 
     timer = Timer()
     loads = []
     with tempfile.TemporaryDirectory(dir=str(common.WORK_DIR)) as tmp:
-        log(f"{n} photos, batch size {bs}; warm-up")
-        model_alone()  # warm-up: graph, allocator, page cache
+        log(f"{n} photos, batch size {bs}, precisions {', '.join(precisions)}; warm-up")
+        for emb in embedders.values():
+            emb.embed(batches[0])  # warm-up: graph, allocator, page cache
         for r in range(args.repeats):
-            timer.run("model alone", n, model_alone)
-            timer.run("pipeline", n, pipeline)
-            summary = run_index_paths(tmp)
-            assert summary.new == n and not summary.failed, summary
+            for precision, emb in embedders.items():
+                timer.run(f"model alone {precision}", n, lambda: model_alone(emb))  # noqa: B023
+                timer.run(f"pipeline {precision}", n, lambda: pipeline(emb))  # noqa: B023
+                summary = run_index_paths(tmp, precision)
+                assert summary.new == n and not summary.failed, summary
+                if not args.no_cli:
+                    cli(folder, tmp, f"CLI {precision}", n, precision)
             if not args.no_cli:
-                cli(folder, tmp, "CLI", n)
-                cli(one, tmp, "CLI, 1 photo", 1)
+                cli(one, tmp, "CLI, 1 photo", 1, precisions[0])
             if seed_model is not None:
                 timer.run("seed loop", n, seed_loop)
             loads.append(common.load_average())
-            log(f"repeat {r + 1}/{args.repeats}: model alone {timer.rate('model alone'):.2f}/s, "
-                f"index_paths {timer.rate('index_paths'):.2f}/s; load {loads[-1]}")
+            log(f"repeat {r + 1}/{args.repeats}: " + ", ".join(
+                f"{p}: model alone {timer.rate(f'model alone {p}'):.2f}/s, "
+                f"index_paths {timer.rate(f'index_paths {p}'):.2f}/s" for p in precisions) + f"; load {loads[-1]}")
 
         profile_rows = profile(embedder, paths, linked, batches, prepared, tmp, bs, keras, tf) if args.profile else None
 
@@ -212,42 +234,119 @@ def main(argv=None):
     print(f"TensorFlow threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads()}, inter-op "
           f"{tf.config.threading.get_inter_op_parallelism_threads()} (0 = TensorFlow's choice)")
     print(f"Command: `{common.command_line()}`\n")
-    base = timer.rate("model alone")
-    base_cpu = statistics.median(timer.cpu["model alone"]) / n
+    from imgsearch import precision as precision_mod
+
+    auto = precision_mod.resolve("auto")
+    print(f"`--precision auto` here: {auto[0]} ({auto[1]})")
+    print("oneDNN primitives run by one batch (ONEDNN_VERBOSE=1, a subprocess per precision): "
+          + "; ".join(f"{p}: {onednn_kernels(p)}" for p in precisions) + "\n")
     rows = []
     described = {
         "model alone": "VGG16 on pre-decoded, preprocessed batches (the ceiling)",
         "pipeline": "embed_sources: threaded decode + prepare, overlapped with the model",
         "index_paths": "library indexing into a fresh Milvus Lite db (model loaded)",
-        "CLI": "`imgsearch index` subprocess, everything included",
-        "CLI, 1 photo": "`imgsearch index` on 1 photo: start-up cost",
-        "seed loop": "seed: load_img + model.predict per image",
+        "CLI": "`imgsearch index --precision P` subprocess, everything included",
+        "CLI, 1 photo": f"`imgsearch index` on 1 photo ({precisions[0]}): start-up cost",
+        "seed loop": "seed (fp32): load_img + model.predict per image",
     }
     for name in described:
-        if name not in timer.wall:
-            continue
-        walls = timer.wall[name]
-        rates = [timer.n[name] / w for w in walls]
-        cpu = statistics.median(timer.cpu[name]) / timer.n[name] if name in timer.cpu else float("nan")
-        if name == "CLI, 1 photo":
-            rows.append([name, described[name], f"{statistics.median(walls):.1f} s "
-                         f"({min(walls):.1f}-{max(walls):.1f})", "-", f"{cpu:.2f}", "-"])
-            continue
-        rows.append([name, described[name], f"{statistics.median(rates):.2f} ({min(rates):.2f}-{max(rates):.2f})",
-                     f"{statistics.median(rates) / base:.1%}", f"{cpu:.3f}", f"{cpu / base_cpu:.2f}x"])
-    if "CLI" in timer.wall and "CLI, 1 photo" in timer.wall:
-        # Per-repeat differences: the CLI's rate once its start-up is paid.
-        diffs = [(n - 1) / (a - b) for a, b in zip(timer.wall["CLI"], timer.wall["CLI, 1 photo"])]
-        rate = statistics.median(diffs)
-        rows.append(["CLI without start-up", f"({n} - 1) / (CLI - CLI on 1 photo), per repeat",
-                     f"{rate:.2f} ({min(diffs):.2f}-{max(diffs):.2f})", f"{rate / base:.1%}", "-", "-"])
-    print(common.table(["method", "what", "images/s", "vs model alone", "CPU s/img", "CPU vs model"], rows,
-                       align="llrrrr"))
-    print(f"\nOne-time costs (in this process): model load (weights resolve + build + check) {model_load:.1f} s; "
-          f"Store open + collection create {statistics.median(store_open):.2f} s (median).")
+        for precision in (precisions if name in ("model alone", "pipeline", "index_paths", "CLI") else [""]):
+            key = f"{name} {precision}".strip()
+            if key not in timer.wall:
+                continue
+            base_key = f"model alone {precision or 'fp32'}"
+            base = timer.rate(base_key) if base_key in timer.wall else float("nan")
+            base_cpu = statistics.median(timer.cpu[base_key]) / n if base_key in timer.cpu else float("nan")
+            walls = timer.wall[key]
+            rates = [timer.n[key] / w for w in walls]
+            cpu = statistics.median(timer.cpu[key]) / timer.n[key] if key in timer.cpu else float("nan")
+            if name == "CLI, 1 photo":
+                rows.append([key, described[name], f"{statistics.median(walls):.1f} s "
+                             f"({min(walls):.1f}-{max(walls):.1f})", "-", f"{cpu:.2f}", "-"])
+                continue
+            rows.append([key, described[name],
+                         f"{statistics.median(rates):.2f} ({min(rates):.2f}-{max(rates):.2f})",
+                         f"{statistics.median(rates) / base:.1%}", f"{cpu:.3f}", f"{cpu / base_cpu:.2f}x"])
+    for precision in precisions:
+        if f"CLI {precision}" in timer.wall and "CLI, 1 photo" in timer.wall:
+            # Per-repeat differences: the CLI's rate once its start-up is paid.
+            diffs = [(n - 1) / (a - b) for a, b in zip(timer.wall[f"CLI {precision}"], timer.wall["CLI, 1 photo"])]
+            rate = statistics.median(diffs)
+            rows.append([f"CLI {precision} without start-up", f"({n} - 1) / (CLI - CLI on 1 photo), per repeat",
+                         f"{rate:.2f} ({min(diffs):.2f}-{max(diffs):.2f})",
+                         f"{rate / timer.rate(f'model alone {precision}'):.1%}", "-", "-"])
+    print(common.table(["method", "what", "images/s", "vs model alone (same precision)", "CPU s/img",
+                        "CPU vs model"], rows, align="llrrrr"))
+    if len(precisions) > 1:
+        a, b = precisions[1], precisions[0]
+        ratios = [f"{name} {timer.rate(f'{name} {a}') / timer.rate(f'{name} {b}'):.2f}x"
+                  for name in ("model alone", "pipeline", "index_paths", "CLI") if f"{name} {a}" in timer.wall]
+        print(f"\n{a} / {b} rate, same run: " + ", ".join(ratios))
+    print("\nOne-time costs (in this process): model load (weights resolve + build + check) "
+          + ", ".join(f"{p} {t:.1f} s" for p, t in model_load.items())
+          + f"; Store open + collection create {statistics.median(store_open):.2f} s (median).")
     if profile_rows:
         print("\n### Where the time goes\n")
         print(common.table(["step", "measure", "value"], profile_rows, align="llr"))
+    common.footer()
+
+
+ONEDNN_PROBE = """
+import sys, numpy as np
+from imgsearch.features import VGG16Features
+VGG16Features(precision=sys.argv[1]).embed(np.zeros((2, 224, 224, 3), np.float32))
+"""
+
+
+def onednn_kernels(precision: str) -> str:
+    """The oneDNN primitives (kind, implementation, source type) one batch runs, from ONEDNN_VERBOSE=1."""
+    from collections import Counter
+
+    env = {**os.environ, "ONEDNN_VERBOSE": "1"}
+    out = subprocess.run([sys.executable, "-c", ONEDNN_PROBE, precision], capture_output=True, text=True, env=env,
+                         check=False).stdout
+    seen = Counter()
+    for line in out.splitlines():
+        parts = line.split(",")
+        if line.startswith("onednn_verbose") and "exec" in parts and "cpu" in parts:
+            i = parts.index("cpu")
+            kind, impl = parts[i + 1], parts[i + 2] or "-"
+            src = next((t for t in parts[i + 4].split() if t.startswith("src")), "").split("::")[0]
+            seen[f"{kind} {impl} {src}".strip()] += 1
+    return ", ".join(f"{k} x{v}" for k, v in seen.most_common(4)) or "none (TensorFlow's own Eigen kernels)"
+
+
+def cosine_check(photos: str, sample: int | None, bs: int):
+    """fp32 vs bf16 vectors of the same photos: cosine per photo (the issue asks >= 0.999 on every dev photo)."""
+    import random
+
+    from imgsearch.features import VGG16Features
+
+    paths = common.image_files(photos)
+    if sample and sample < len(paths):
+        paths = sorted(random.Random(0).sample(paths, sample))
+    common.header(f"fp32 vs bf16 vectors: {len(paths)} photos from `{photos}`"
+                  + (f" (fixed-seed sample of {sample})" if sample else " (all)"))
+    vectors, times = {}, {}
+    for precision in ("fp32", "bf16"):
+        emb = VGG16Features(precision=precision)
+        t = time.perf_counter()
+        results = [r for batch in emb.embed_sources(paths, batch_size=bs) for r in batch]
+        times[precision] = time.perf_counter() - t
+        vectors[precision] = np.stack([r.vector for r in results])
+        log(f"{precision}: {len(paths)} photos in {times[precision]:.0f} s ({emb.precision_reason})")
+    cos = (vectors["fp32"] * vectors["bf16"]).sum(axis=1)
+    worst = int(cos.argmin())
+    nearest = (vectors["bf16"] @ vectors["fp32"].T).argmax(axis=1)
+    rows = [
+        ["photos", len(paths)],
+        ["minimum cosine", f"{cos.min():.6f} ({os.path.basename(paths[worst])})"],
+        ["1st percentile / median", f"{np.percentile(cos, 1):.6f} / {np.median(cos):.6f}"],
+        ["photos below 0.999 / 0.9999", f"{int((cos < 0.999).sum())} / {int((cos < 0.9999).sum())}"],
+        ["bf16 vector's nearest fp32 vector is its own photo", f"{int((nearest == np.arange(len(paths))).sum())}"],
+        ["extraction time fp32 / bf16 (s, embed_sources)", f"{times['fp32']:.0f} / {times['bf16']:.0f}"],
+    ]
+    print(common.table(["measure", "value"], rows, align="lr"))
     common.footer()
 
 

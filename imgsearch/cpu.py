@@ -132,3 +132,58 @@ def assess(flags, source=""):
         verdict=verdict,
         source=source,
     )
+
+
+def cpu_model(cpuinfo_text=None):
+    """The CPU's model name ("Intel(R) Xeon(R) Platinum 8480+"), or the machine type where none is recorded."""
+    if cpuinfo_text is None and platform.system() == "Linux":
+        try:
+            cpuinfo_text = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo_text = ""
+    for line in (cpuinfo_text or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ("model name", "cpu model") and value.strip():
+            return value.strip()
+    if platform.system() == "Darwin":
+        brand = (_sysctl("machdep.cpu.brand_string") or "").strip()
+        if brand:
+            return brand
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+# --- which precision `--precision auto` runs the model in ------------------------------------------------------
+
+# Neither precision, yet: only a measurement on this CPU can tell (precision.auto_precision runs it once and caches it).
+PROBE = "probe"
+# bf16 must beat fp32 by this much in the probe to be chosen, so that timing noise never picks an emulated bf16.
+BF16_MIN_SPEEDUP = 1.15
+
+
+def choose_precision(flags, probe_speedup=None):
+    """(precision, reason) for ``--precision auto`` on a CPU with these flags (None: they could not be read).
+
+    precision is "bf16", "fp32", or PROBE where the flags cannot tell: AVX512-BF16 without AMX (bf16 dot products
+    at best twice the fp32 rate, so it depends on the CPU), an ARM CPU with BF16, or unreadable flags.
+    ``probe_speedup`` (bf16 over fp32 speed, measured on this CPU) settles those cases. Without bfloat16 units
+    TensorFlow emulates bf16 (converting to fp32 and back): never faster, so never chosen from the flags.
+    """
+    def measured(what):
+        if probe_speedup is None:
+            return PROBE, f"{what}: a short measurement on first use decides"
+        if probe_speedup >= BF16_MIN_SPEEDUP:
+            return "bf16", f"{what}: bf16 measured {probe_speedup:.2f}x the fp32 rate on this CPU"
+        return "fp32", f"{what}: bf16 measured {probe_speedup:.2f}x the fp32 rate on this CPU, not worth it"
+
+    if flags is None:
+        return measured("CPU flags unreadable")
+    flags = set(flags)
+    if "amx_bf16" in flags:
+        return "bf16", "AMX-BF16: oneDNN runs bf16 on the AMX tiles, several times the fp32 rate"
+    if "avx512_bf16" in flags:
+        return measured("AVX512-BF16 without AMX")
+    if ARM_SIMD in flags and "sse2" not in flags:
+        if "bf16" in flags:
+            return measured("ARM64 with BF16")
+        return "fp32", "ARM64 without BF16: bf16 would be emulated, slower"
+    return "fp32", "no bfloat16 units (AMX-BF16, AVX512-BF16): bf16 would be emulated, slower"

@@ -21,6 +21,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .precision import PRECISIONS, keras_policy
+from .precision import resolve as resolve_precision
 
 try:  # HEIC/HEIF/AVIF where the optional extra is installed
     import pillow_heif
@@ -183,6 +185,10 @@ def crop_black_border(
     """Cut black rows and columns from the edges (borders, letterbox bars, a photo on a black canvas)."""
     if tolerance < 0:
         return img
+    w, h = img.size
+    edges = ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h))
+    if all((np.asarray(img.crop(e).convert("L")) <= tolerance).mean() < dark_share for e in edges):
+        return img  # no edge line is dark, so the scan below would cut nothing: a quarter of its cost, most photos
     grey = np.asarray(img.convert("L"))
     dark = grey <= tolerance
     rows = np.flatnonzero(dark.mean(axis=1) < dark_share)  # rows with content
@@ -190,7 +196,6 @@ def crop_black_border(
     if rows.size == 0 or cols.size == 0:
         return img  # all dark: a night photo, not a border
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    h, w = grey.shape
     if (bottom - top) < min_keep * h or (right - left) < min_keep * w:
         return img
     if (top, bottom, left, right) == (0, h, 0, w):
@@ -200,7 +205,7 @@ def crop_black_border(
 
 def vgg16_preprocess(rgb_224: np.ndarray) -> np.ndarray:
     """Keras's VGG16 preprocess_input ("caffe"): RGB -> BGR, minus the ImageNet means. Thread-safe numpy."""
-    return rgb_224[..., ::-1].astype(np.float32) - CAFFE_BGR_MEANS
+    return np.subtract(rgb_224[..., ::-1], CAFFE_BGR_MEANS, dtype=np.float32)  # one pass, no intermediate float copy
 
 
 def pool_feature_map(fmap: np.ndarray, pooling: str) -> np.ndarray:
@@ -355,6 +360,7 @@ class VGG16Features(Embedder):
         pooling: str = "max",
         resize: str = "bilinear",
         border_tolerance: int = BORDER_TOLERANCE,
+        precision: str = "auto",
         progress=None,
     ):
         super().__init__()
@@ -367,6 +373,11 @@ class VGG16Features(Embedder):
         self.pooling = pooling
         self.resize = resize
         self.border_tolerance = border_tolerance
+        # Not a setting: fp32 and bf16 vectors are interchangeable (precision.py). Resolved when the model is built.
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        self.precision_used = self.precision_reason = None
         self._model = None
         self.weights_info = None
 
@@ -382,8 +393,10 @@ class VGG16Features(Embedder):
             from . import weights as weights_mod
 
             self.weights_info = weights_mod.resolve_weights(self.weights, progress=self.progress)
+            self.precision_used, self.precision_reason = resolve_precision(self.precision)
             # Builds, loads (a corrupt file is a WeightsError) and checks the reference values.
-            self._model = weights_mod.build_vgg16(self.weights_info.path, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+            with keras_policy(self.precision_used):
+                self._model = weights_mod.build_vgg16(self.weights_info.path, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
         return self._model
 
     def prepare(self, image: Image.Image) -> np.ndarray:
@@ -394,4 +407,4 @@ class VGG16Features(Embedder):
     def embed(self, batch: np.ndarray) -> np.ndarray:
         # predict_on_batch: 7% more images/s than model(x) here, same output (benchmarks/RESULTS.md).
         fmap = self.model.predict_on_batch(batch)
-        return pool_feature_map(np.asarray(fmap), self.pooling)
+        return pool_feature_map(np.asarray(fmap, dtype=np.float32), self.pooling)  # bf16 maps pool in float32

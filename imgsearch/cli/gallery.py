@@ -9,7 +9,7 @@ from .base import (
     EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, _ProgressBar, cli, console, err_line, json_option, open_collection, print_json,
     connect,
 )
-from .options import feature_options, index_options, page_options, store_options
+from .options import feature_options, index_options, page_options, precision_option, store_options
 
 def run_index(paths, uri, collection, embedder_cls, options, owner, batch_size, prune, hidden, as_json):
     from ..indexing import index_paths
@@ -22,7 +22,9 @@ def run_index(paths, uri, collection, embedder_cls, options, owner, batch_size, 
         )
         total = coll.count()
     if as_json:
-        print_json({**summary.as_dict(), "rows": total, "collection": coll.name, "uri": store.uri})
+        # VGG16 only: the precision its model ran in (None when every file was unchanged)
+        precision = {"precision": embedder.precision_used} if hasattr(embedder, "precision_used") else {}
+        print_json({**summary.as_dict(), "rows": total, "collection": coll.name, "uri": store.uri, **precision})
     else:
         for path, reason in summary.failed:
             err_line(f"failed: {path}: {reason}")
@@ -45,8 +47,8 @@ def run_index(paths, uri, collection, embedder_cls, options, owner, batch_size, 
 @feature_options
 @index_options
 @json_option
-def index(paths, uri, collection, weights, pooling, resize, border_tolerance, owner, batch_size, prune, hidden,
-          as_json):
+def index(paths, uri, collection, weights, pooling, resize, border_tolerance, precision, owner, batch_size, prune,
+          hidden, as_json):
     """Index the images under PATH... (recursively), incrementally.
 
     Unchanged files (same path, size and mtime) are skipped without decoding; changed ones are re-embedded
@@ -54,7 +56,8 @@ def index(paths, uri, collection, weights, pooling, resize, border_tolerance, ow
     """
     from ..features import VGG16Features
 
-    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance)
+    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance,
+                   precision=precision)
     sys.exit(run_index(paths, uri, collection or "images", VGG16Features, options, owner, batch_size, prune, hidden,
                        as_json))
 
@@ -159,8 +162,8 @@ def run_search(queries, uri, collection, embedder_cls, options, top_k, page, own
     help="Check the nearest images for copies (local features); --no-verdict ranks by similarity alone.",
 )
 @json_option
-def search(queries, uri, collection, weights, pooling, resize, border_tolerance, top_k, page, owner, threshold,
-           copies_only, verdict, as_json):
+def search(queries, uri, collection, weights, pooling, resize, border_tolerance, precision, top_k, page, owner,
+           threshold, copies_only, verdict, as_json):
     """Find the originals and look-alikes of QUERY: an image file, a folder of images, or - (image bytes on stdin).
 
     Each hit is a "copy" (the same picture, edited: recompressed, resized, cropped, framed, turned, mirrored,
@@ -171,7 +174,8 @@ def search(queries, uri, collection, weights, pooling, resize, border_tolerance,
     """
     from ..features import VGG16Features
 
-    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance)
+    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance,
+                   precision=precision)
     sys.exit(run_search(queries, uri, collection or "images", VGG16Features, options, top_k, page, owner, as_json,
                         threshold=threshold, copies_only=copies_only, verify=verdict))
 
@@ -215,7 +219,7 @@ def stats(uri, collection, as_json):
 @click.option("--npy", type=click.Path(dir_okay=False), help="Write an (n, 512) float32 array here (+ OUT.paths.txt).")
 @click.option("--batch-size", type=click.IntRange(1, 512), default=16, show_default=True)
 @json_option
-def extract(images, weights, pooling, resize, border_tolerance, npy, batch_size, as_json):
+def extract(images, weights, pooling, resize, border_tolerance, precision, npy, batch_size, as_json):
     """Print the 512-d VGG16 vectors of IMAGE... (- reads image bytes from stdin).
 
     Exit 0: all extracted; 1: some images failed (named on stderr); 2: nothing could be done.
@@ -225,7 +229,7 @@ def extract(images, weights, pooling, resize, border_tolerance, npy, batch_size,
     from ..features import VGG16Features
 
     embedder = VGG16Features.for_collection(
-        None, weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance
+        None, weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance, precision=precision
     )
     embedder.progress = err_line
     done, failed = [], []
@@ -263,7 +267,8 @@ def extract(images, weights, pooling, resize, border_tolerance, npy, batch_size,
     help="Keep the demo's photos, query and database here (default: a temporary folder, removed afterwards).",
 )
 @click.option("--weights", envvar="IMGSEARCH_WEIGHTS", type=click.Path(dir_okay=False), help="VGG16 weights file.")
-def demo(workdir, weights):
+@precision_option
+def demo(workdir, weights, precision):
     """The main job on real photos, with nothing of yours: index, then search with an edited copy.
 
     Writes 15 photos bundled with scikit-image to a folder, indexes them into a new embedded Milvus Lite
@@ -287,7 +292,8 @@ def demo(workdir, weights):
         query = demo_photos.write_edited_copy(original, folder / f"{demo_photos.QUERY_PHOTO}-border-jpeg40.jpg")
         uri = str(folder / "demo.db")
         err_line(f"$ imgsearch index {photos} --uri {uri}")
-        store, coll, embedder = open_collection(uri, "images", VGG16Features, create=True, weights=weights)
+        store, coll, embedder = open_collection(uri, "images", VGG16Features, create=True, weights=weights,
+                                               precision=precision)
         with store:
             with _ProgressBar("Indexing") as progress:
                 summary = index_paths(coll, embedder, [photos], progress=progress)

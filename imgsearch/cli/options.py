@@ -25,6 +25,20 @@ def store_options(fn):
 POOLINGS = ("max", "avg", "gem")
 RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
 BORDER_TOLERANCE = 24
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def precision_option(fn):
+    """The model's numeric precision; not a collection setting (both precisions give interchangeable vectors)."""
+    return click.option(
+        "--precision",
+        envvar="IMGSEARCH_PRECISION",
+        type=click.Choice(PRECISIONS),
+        default="auto",
+        show_default=True,
+        help="Run the model in bfloat16 or float32 [env IMGSEARCH_PRECISION]. auto: bf16 where the CPU has "
+        "bfloat16 units and it is faster (see `imgsearch check-cpu`), else fp32.",
+    )(fn)
 
 
 def feature_options(fn):
@@ -43,7 +57,7 @@ def feature_options(fn):
         help=f"Grey level up to which edge rows/columns count as black border; -1 keeps borders "
         f"(default: {BORDER_TOLERANCE}).",
     )(fn)
-    return fn
+    return precision_option(fn)
 
 
 def index_options(fn):

@@ -14,19 +14,21 @@ from .base import EXIT_OK, EXIT_PARTIAL, cli, console, json_option, print_json
 @json_option
 @click.pass_context
 def check_cpu(ctx, cpuinfo, as_json):
-    """Check the CPU's SIMD instruction sets: Milvus needs AVX2.
+    """Check the CPU's SIMD instruction sets: Milvus needs AVX2; bfloat16 units speed up the model.
 
-    Reads /proc/cpuinfo on Linux and sysctl on macOS. Exit 0: Milvus will run (AVX2, or an ARM64
-    CPU, which has native builds); 1: no AVX2; 2: cannot tell.
+    Reads /proc/cpuinfo on Linux and sysctl on macOS, and shows the precision `--precision auto` picks here, and
+    why. Exit 0: Milvus will run (AVX2, or an ARM64 CPU, which has native builds); 1: no AVX2; 2: cannot tell.
     """
     import dataclasses
 
-    from .. import cpu
+    from .. import cpu, precision
 
     flags, source = cpu.read_cpu_flags(cpuinfo)
     report = cpu.assess(flags, source)
+    # A probe recorded on this machine settles the cases flags cannot; never measured here (that needs TensorFlow).
+    auto, auto_reason = precision.auto_precision(flags, this_machine=cpuinfo is None, measure=False)
     if as_json:
-        print_json(dataclasses.asdict(report))
+        print_json({**dataclasses.asdict(report), "precision": auto, "precision_reason": auto_reason})
     else:
         from rich.markup import escape
         from rich.table import Table
@@ -41,6 +43,7 @@ def check_cpu(ctx, cpuinfo, as_json):
         out = console()
         out.print(table)
         out.print(f"[bold {'green' if report.ok else 'red'}]{escape(report.verdict)}[/]")
+        out.print(f"Precision (--precision auto): [bold]{auto}[/]: {escape(auto_reason)}")
     ctx.exit(EXIT_OK if report.ok else EXIT_PARTIAL)
 
 

@@ -32,8 +32,8 @@ def is_loopback(host: str) -> bool:
               help="Milliseconds a lone search waits for others to share its model call.")
 @click.option("--max-batch", type=click.IntRange(1, 256), default=32, show_default=True,
               help="Most searches in one model call.")
-def serve(uri, collection, weights, pooling, resize, border_tolerance, host, port, max_body, batch_window,
-          max_batch):
+def serve(uri, collection, weights, pooling, resize, border_tolerance, precision, host, port, max_body,
+          batch_window, max_batch):
     """Serve search and indexing over HTTP (JSON API, OpenAPI at /openapi.json) and a search page at /.
 
     The model is loaded and the store opened once; searches arriving together share one model call. A Milvus
@@ -51,7 +51,8 @@ def serve(uri, collection, weights, pooling, resize, border_tolerance, host, por
     if not is_loopback(host) and not token:
         err_line(f"warning: serving on {host} without IMGSEARCH_SERVE_TOKEN: anyone who reaches this port can "
                  "search, add and delete images")
-    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance)
+    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance,
+                   precision=precision)
 
     def opener():
         return open_collection(uri, collection or "images", VGG16Features, create=True, **options)

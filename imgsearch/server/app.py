@@ -102,7 +102,8 @@ def create_app(worker: Worker, token: str | None = None, max_body: int = DEFAULT
                 "collection": collection.name,
                 "model": embedder.name,
                 "dim": embedder.dim,
-                "precision": getattr(embedder, "precision", "float32"),
+                # What the model really runs in (auto resolved when it was loaded at start-up).
+                "precision": getattr(embedder, "precision_used", None) or getattr(embedder, "precision", "fp32"),
             }
 
         return await run(report)
