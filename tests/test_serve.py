@@ -269,6 +269,11 @@ def test_concurrent_searches_are_answered_each_its_own_and_batched(http, sample_
 def test_health_stats_openapi_and_page(http):
     health = http.get("/api/health").json()
     assert health["status"] == "ok" and health["model"] == "vgg16-imagenet" and health["rows"] >= len(PHOTOS)
+    from imgsearch.cpu import assess, read_cpu_flags  # auto's choice for this CPU, resolved at start-up
+
+    assert health["precision"] in ("fp32", "bf16")
+    if not assess(read_cpu_flags()[0]).flags["avx512_bf16"]:
+        assert health["precision"] == "fp32"  # never emulated bf16 by accident
     stats = http.get("/api/stats").json()
     assert stats["config"]["dim"] == 512 and stats["owners"][""] == len(PHOTOS)
     paths = http.get("/openapi.json").json()["paths"]
