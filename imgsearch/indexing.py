@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .features import Embedder
+from .features import Embedded, Embedder
 from .files import FileEntry, looks_like_image_name, walk_files
 from .store import Collection, check_owner, now, row_id
 
@@ -86,29 +86,7 @@ def index_paths(
 
     by_path = {e.path: e for e in todo}
     for batch in embedder.embed_sources([e.path for e in todo], batch_size=batch_size):
-        rows = []
-        for result in batch:
-            if result.error:
-                if result.not_image and not looks_like_image_name(result.source):
-                    summary.not_images += 1
-                else:
-                    summary.failed.append((result.source, result.error))
-                continue
-            entry = by_path[result.source]
-            rows.append(
-                {
-                    "id": row_id(entry.path),
-                    "vector": result.vector,
-                    "path": entry.path,
-                    "size": entry.size,
-                    "mtime": entry.mtime,
-                    "content_hash": result.content_hash,
-                    "width": result.width,
-                    "height": result.height,
-                    "owner": owner,
-                    "indexed_at": now(),
-                }
-            )
+        rows = image_rows(batch, by_path, owner, summary)
         # Written per batch: an interrupted run keeps everything finished, and re-running upserts, never duplicates.
         collection.upsert(rows)
         for row in rows:
@@ -123,6 +101,37 @@ def index_paths(
     if prune:
         summary.pruned = prune_missing(collection, roots)
     return summary
+
+
+def image_rows(batch: list[Embedded], entries: dict[str, FileEntry], owner: str, summary: IndexSummary) -> list[dict]:
+    """The collection rows of one embedded batch; failures and files that are no image are counted in ``summary``.
+
+    The one place a row is made: ``imgsearch index`` and ``imgsearch bulk extract`` both write these.
+    """
+    rows = []
+    for result in batch:
+        if result.error:
+            if result.not_image and not looks_like_image_name(result.source):
+                summary.not_images += 1
+            else:
+                summary.failed.append((result.source, result.error))
+            continue
+        entry = entries[result.source]
+        rows.append(
+            {
+                "id": row_id(entry.path),
+                "vector": result.vector,
+                "path": entry.path,
+                "size": entry.size,
+                "mtime": entry.mtime,
+                "content_hash": result.content_hash,
+                "width": result.width,
+                "height": result.height,
+                "owner": owner,
+                "indexed_at": now(),
+            }
+        )
+    return rows
 
 
 def prune_missing(collection: Collection, roots: list[str]) -> int:
