@@ -9,6 +9,7 @@ which of its ids are stored already; those rows are left out, and importing the 
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable
@@ -66,6 +67,10 @@ def import_shards(
     ``server_dir``: where the server sees ``directory`` (its storage's path or bucket prefix); by default the
     same absolute path, which is right for a standalone server with local storage on this machine.
     """
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise BulkError("bulk import reads the Parquet shards with pyarrow: pip install 'imgsearch[bulk]'") from None
     folder = Path(directory).absolute()
     manifest = read_manifest(folder)
     coll = store.collection(collection, manifest["config"])
@@ -247,10 +252,8 @@ class _BulkInsert:
                     _wait_visible(coll, _ids(local))
 
     def close(self):
-        try:
+        with contextlib.suppress(Exception):  # closing a connection that is gone already
             self._call(self.connections.disconnect, self.alias)
-        except Exception:
-            pass
 
 
 def _wait_visible(coll: Collection, ids: list[str]):
