@@ -200,15 +200,18 @@ def extract(
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Extract every image under ``paths`` (and in ``manifest_file``) into shards in ``out_dir``; return the manifest."""
+    """Extract the images under ``paths`` (and in ``manifest_file``) into shards in ``out_dir``; return the manifest."""
     owner = check_owner(owner)
     options = {k: v for k, v in (options or {}).items() if v is not None}
+    if "weights" in options:  # the workers resolve it, maybe from another working directory
+        options["weights"] = os.path.abspath(options["weights"])
     config = VGG16Features(**options).config()  # the settings only: the driver never builds the model
     out = Path(out_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
     sources, walk_failures = gather_inputs(paths, manifest_file, include_hidden)
     if not sources:
-        raise BulkError("no files to extract" + (f" ({walk_failures[0][0]}: {walk_failures[0][1]})" if walk_failures else ""))
+        why = f" ({walk_failures[0][0]}: {walk_failures[0][1]})" if walk_failures else ""
+        raise BulkError(f"no files to extract{why}")
     shards = plan_shards(sources, shard_size)
     _check_out_dir(out, shards, config, owner)
     for leftover in out.glob(".part-*.tmp"):  # half-written by a killed run: ours, and worthless
@@ -290,7 +293,8 @@ def _spark_context(master: str | None, workdir: Path):
 
 def _run_spark(todo, out, options, owner, batch_size, master, sources_total, progress):
     tasks = [
-        {"name": s.name, "paths": s.paths, "out": str(out), "options": options, "owner": owner, "batch_size": batch_size}
+        {"name": s.name, "paths": s.paths, "out": str(out), "options": options, "owner": owner,
+         "batch_size": batch_size}
         for s in todo
     ]
     pending = {s.name: len(s.paths) for s in todo}
@@ -346,7 +350,8 @@ def write_manifest(out: Path, shards: list[Shard], config: dict, owner: str, wal
     for shard in shards:
         path = out / shard.name
         meta = shard_meta(path)
-        listed.append({"file": shard.name, "inputs": meta["inputs"], "rows": meta["rows"], "bytes": path.stat().st_size})
+        size = path.stat().st_size
+        listed.append({"file": shard.name, "inputs": meta["inputs"], "rows": meta["rows"], "bytes": size})
         failures += meta["failures"]
         rows += meta["rows"]
         not_images += meta["not_images"]

@@ -96,7 +96,8 @@ def _shard_rows(out: Path) -> dict[str, dict]:
 def test_extract_makes_a_row_per_photo_and_lists_the_bad_image(extracted, bulk_photos):
     out, manifest = extracted.out, extracted.manifest
     assert manifest == json.loads((out / MANIFEST).read_text()) | {"out": str(out)}
-    assert (manifest["files"], manifest["rows"], manifest["failed"], manifest["not_images"]) == (PHOTOS + 2, PHOTOS, 1, 1)
+    counts = (manifest["files"], manifest["rows"], manifest["failed"], manifest["not_images"])
+    assert counts == (PHOTOS + 2, PHOTOS, 1, 1)
     (failure,) = manifest["failures"]
     assert failure["path"] == str(bulk_photos / "broken.jpg") and "corrupt" in failure["reason"]
     assert manifest["config"] == VGG16Features().config()
