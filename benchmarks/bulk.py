@@ -23,7 +23,6 @@ rows (random unit vectors, realistic metadata) written as shards of 10,000, then
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -40,31 +39,43 @@ import _common as common  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def log(msg: str):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def linked_folder(paths: list[str], name: str) -> Path:
-    folder = common.WORK_DIR / name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for p in paths:
-        os.symlink(p, folder / os.path.basename(p))
-    return folder
+def _session_cpu(session: int) -> dict[int, float]:
+    """CPU seconds so far of every process in a session (the command, Spark's JVM, its Python workers)."""
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # fields after the name: state ppid pgrp session ... utime(11) stime(12)
+            found[int(name)] = (int(fields[11]) + int(fields[12])) / TICKS
+    return found
 
 
-def run_cli(args: list[str]) -> float:
-    """Wall seconds of one imgsearch command (exit 0 or 1 accepted: 1 = some inputs failed)."""
+def run_cli(args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one imgsearch command, all its processes (exit 1 = some inputs failed: fine)."""
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "imgsearch", *args], capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "imgsearch", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    cpu: dict[int, float] = {}
+    while proc.poll() is None:
+        cpu.update(_session_cpu(proc.pid))
+        time.sleep(0.2)
     seconds = time.perf_counter() - t
-    if r.returncode not in (0, 1):
-        sys.exit(f"imgsearch {' '.join(args)} failed ({r.returncode}): {r.stderr[-2000:]}")
-    return seconds
+    if proc.returncode not in (0, 1):
+        sys.exit(f"imgsearch {' '.join(args)} failed ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+    return seconds, sum(cpu.values())
 
 
 def extraction(photos: list[str], repeats: int, shard_size: int) -> list[list]:
-    folder, small = linked_folder(photos, "bulk-photos"), linked_folder(photos[:8], "bulk-photos-8")
+    folder = common.linked_folder(photos, "bulk-photos")
+    small = common.linked_folder(photos[:8], "bulk-photos-8")
     scratch = Path(tempfile.mkdtemp(prefix="bulk-bench-", dir=common.WORK_DIR))
 
     def index(src: Path) -> float:
@@ -82,25 +93,34 @@ def extraction(photos: list[str], repeats: int, shard_size: int) -> list[list]:
             shutil.rmtree(out, ignore_errors=True)
 
     times: dict[str, list[float]] = {"index": [], "bulk": []}
+    cpu: dict[str, list[float]] = {"index": [], "bulk": []}
     try:
         for repeat in range(repeats):
             for name, fn in (("index", index), ("bulk", bulk)):
-                times[name].append(fn(folder))
-                log(f"repeat {repeat + 1}: {name} {len(photos)} photos in {times[name][-1]:.1f} s")
-        small_times = {"index": index(small), "bulk": bulk(small)}
-        log(f"8 photos: index {small_times['index']:.1f} s, bulk {small_times['bulk']:.1f} s")
+                wall, cpu_seconds = fn(folder)
+                times[name].append(wall)
+                cpu[name].append(cpu_seconds)
+                common.log(f"repeat {repeat + 1}: {name} {len(photos)} photos: {wall:.1f} s, {cpu_seconds:.1f} CPU s")
+        small = {"index": index(small), "bulk": bulk(small)}
+        common.log(f"8 photos: {small}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     n = len(photos)
     rates = {k: [n / t for t in v] for k, v in times.items()}
+    small_times = {k: v[0] for k, v in small.items()}
     steady = {k: (n - 8) / (common.median(times[k]) - small_times[k]) for k in times}
+    # Photos per CPU-second without start-up: the per-core rate a long job runs at, whatever else shares the cores.
+    per_core = {k: (n - 8) / (common.median(cpu[k]) - small[k][1]) for k in cpu}
     rows = []
-    for name, label in (("index", "`imgsearch index` (Milvus Lite)"), ("bulk", "`imgsearch bulk extract` (Spark local[*])")):
+    labels = {"index": "`imgsearch index` (Milvus Lite)", "bulk": "`imgsearch bulk extract` (Spark local[*])"}
+    for name, label in labels.items():
         ratio = common.median(rates[name]) / common.median(rates["index"])
         rows.append([
             label, common.spread(rates[name]), f"{ratio:.0%}", f"{common.median(times[name]):.1f}",
             f"{small_times[name]:.1f}", f"{steady[name]:.2f}", f"{steady[name] / steady['index']:.0%}",
+            f"{common.median(cpu[name]):.0f} / {small[name][1]:.0f}", f"{per_core[name]:.2f}",
+            f"{per_core[name] / per_core['index']:.0%}",
         ])
     return rows
 
@@ -175,16 +195,16 @@ def importing(total_rows: int, index_rows: int) -> list[list]:
         rows = synthetic_rows(total_rows)
         shards = scratch / "shards"
         write_synthetic_shards(shards, rows, config)
-        log(f"{total_rows:,} synthetic rows in {len(list(shards.glob('*.parquet')))} shards")
+        common.log(f"{total_rows:,} synthetic rows in {len(list(shards.glob('*.parquet')))} shards")
         handle = start_server(scratch / "server")
         try:
             targets = [("Milvus 2.3.5 server", handle.uri), ("Milvus Lite", str(scratch / "lite.db"))]
             for label, uri in targets:
                 seconds, method, count = timed_import(uri, shards, "bulk_bench")
                 assert count == total_rows, (count, total_rows)
-                log(f"{label}: bulk import ({method}) of {total_rows:,} rows in {seconds:.1f} s")
+                common.log(f"{label}: bulk import ({method}) of {total_rows:,} rows in {seconds:.1f} s")
                 insert_seconds = timed_index_inserts(uri, synthetic_rows(index_rows, seed=1), config, "index_bench")
-                log(f"{label}: {index_rows:,} rows by 16-row upserts in {insert_seconds:.1f} s")
+                common.log(f"{label}: {index_rows:,} rows by 16-row upserts in {insert_seconds:.1f} s")
                 bulk_rate, index_rate = total_rows / seconds, index_rows / insert_seconds
                 results.append([label, method, f"{total_rows:,}", f"{seconds:.1f}", f"{bulk_rate:,.0f}",
                                 f"{index_rows:,}", f"{insert_seconds:.1f}", f"{index_rate:,.0f}",
@@ -217,7 +237,8 @@ def main():
               f"(shards of {args.shard_size})\n")
         print(common.table(
             ["command", "photos/s end to end (median; range)", "vs index", "wall s (median)", "wall s, 8 photos",
-             "photos/s without start-up", "vs index"], rows))
+             "photos/s without start-up", "vs index", "CPU s (N / 8 photos)", "photos per CPU-s without start-up",
+             "vs index"], rows))
         print()
     if not args.no_import:
         rows = importing(args.rows, args.index_rows)

@@ -39,20 +39,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as common  # noqa: E402
 
 
-def log(msg: str):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def linked_folder(paths: list[str], name: str) -> Path:
-    """A folder of symlinks to ``paths`` (recreated each run), so `imgsearch index FOLDER` sees exactly them."""
-    folder = common.WORK_DIR / name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for p in paths:
-        os.symlink(p, folder / os.path.basename(p))
-    return folder
-
-
 class Timer:
     def __init__(self):
         self.wall: dict[str, list[float]] = {}
@@ -98,8 +84,8 @@ def main(argv=None):
     load_start = common.load_average()
     paths = common.image_files(args.photos)[: args.count]
     n = len(paths)
-    folder = linked_folder(paths, f"throughput-{n}")
-    one = linked_folder(paths[:1], "throughput-1")
+    folder = common.linked_folder(paths, f"throughput-{n}")
+    one = common.linked_folder(paths[:1], "throughput-1")
     bs = args.batch_size
 
     from imgsearch.features import VGG16Features, load_image
@@ -186,7 +172,7 @@ def main(argv=None):
     timer = Timer()
     loads = []
     with tempfile.TemporaryDirectory(dir=str(common.WORK_DIR)) as tmp:
-        log(f"{n} photos, batch size {bs}; warm-up")
+        common.log(f"{n} photos, batch size {bs}; warm-up")
         model_alone()  # warm-up: graph, allocator, page cache
         for r in range(args.repeats):
             timer.run("model alone", n, model_alone)
@@ -199,7 +185,7 @@ def main(argv=None):
             if seed_model is not None:
                 timer.run("seed loop", n, seed_loop)
             loads.append(common.load_average())
-            log(f"repeat {r + 1}/{args.repeats}: model alone {timer.rate('model alone'):.2f}/s, "
+            common.log(f"repeat {r + 1}/{args.repeats}: model alone {timer.rate('model alone'):.2f}/s, "
                 f"index_paths {timer.rate('index_paths'):.2f}/s; load {loads[-1]}")
 
         profile_rows = profile(embedder, paths, linked, batches, prepared, tmp, bs, keras, tf) if args.profile else None
