@@ -125,7 +125,8 @@ def extraction(photos: list[str], repeats: int, shard_size: int) -> list[list]:
     return rows
 
 
-def synthetic_rows(count: int, seed: int = 0) -> list[dict]:
+def synthetic_rows(count: int, seed: int = 0, owner: str = "") -> list[dict]:
+    """Rows as one `bulk extract` run writes them: one owner (so one partition, one segment per file)."""
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((count, 512), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -135,7 +136,7 @@ def synthetic_rows(count: int, seed: int = 0) -> list[dict]:
         {
             "id": row_id(f"/gallery/{seed}/{i:09d}.jpg"), "vector": vectors[i], "path": f"/gallery/{seed}/{i:09d}.jpg",
             "size": 250_000 + i, "mtime": 1.7e9 + i, "content_hash": f"{i:032x}", "width": 1024, "height": 768,
-            "owner": f"user{i % 100}", "indexed_at": 1_800_000_000,
+            "owner": owner, "indexed_at": 1_800_000_000,
         }
         for i in range(count)
     ]
