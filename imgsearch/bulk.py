@@ -28,7 +28,7 @@ import numpy as np
 from .errors import BulkError
 from .features import VGG16Features
 from .files import FileEntry, walk_files
-from .indexing import IndexSummary, image_rows
+from .indexing import IndexSummary, Progress, image_rows
 from .store import check_owner, collection_schema
 
 MANIFEST = "manifest.json"
@@ -182,8 +182,6 @@ def extract_shard(task: dict) -> dict:
 
 
 # --- the driver ------------------------------------------------------------------------------------------
-
-Progress = Callable[[int, int], None]
 
 
 def extract(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .bulk import read_manifest, read_vectors
 from .errors import BulkError
+from .indexing import Progress
 from .store import Collection, Store
 
 IN_FLIGHT = 8  # import tasks submitted at once; the server runs them one after another per data node anyway
@@ -49,9 +50,6 @@ class ImportSummary:
 
     def as_dict(self) -> dict:
         return {"method": self.method, "rows_new": self.rows_new, **self.__dict__}
-
-
-Progress = Callable[[int, int], None]
 
 
 def import_shards(
