@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import sys
 from datetime import datetime, timezone
@@ -29,6 +30,20 @@ def image_files(folder) -> list[str]:
     if not folder.is_dir():
         sys.exit(f"no such folder: {folder}")
     return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
+
+
+def log(msg: str):
+    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def linked_folder(paths: list[str], name: str) -> Path:
+    """A folder of symlinks to ``paths`` (recreated each run), so `imgsearch index FOLDER` sees exactly them."""
+    folder = WORK_DIR / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for p in paths:
+        os.symlink(p, folder / os.path.basename(p))
+    return folder
 
 
 def cpu_model() -> str:

@@ -44,20 +44,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as common  # noqa: E402
 
 
-def log(msg: str):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def linked_folder(paths: list[str], name: str) -> Path:
-    """A folder of symlinks to ``paths`` (recreated each run), so `imgsearch index FOLDER` sees exactly them."""
-    folder = common.WORK_DIR / name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for p in paths:
-        os.symlink(p, folder / os.path.basename(p))
-    return folder
-
-
 class Timer:
     def __init__(self):
         self.wall: dict[str, list[float]] = {}
@@ -109,8 +95,8 @@ def main(argv=None):
     load_start = common.load_average()
     paths = common.image_files(args.photos)[: args.count]
     n = len(paths)
-    folder = linked_folder(paths, f"throughput-{n}")
-    one = linked_folder(paths[:1], "throughput-1")
+    folder = common.linked_folder(paths, f"throughput-{n}")
+    one = common.linked_folder(paths[:1], "throughput-1")
     bs = args.batch_size
 
     from imgsearch.features import VGG16Features, load_image
@@ -204,7 +190,7 @@ def main(argv=None):
     timer = Timer()
     loads = []
     with tempfile.TemporaryDirectory(dir=str(common.WORK_DIR)) as tmp:
-        log(f"{n} photos, batch size {bs}, precisions {', '.join(precisions)}; warm-up")
+        common.log(f"{n} photos, batch size {bs}, precisions {', '.join(precisions)}; warm-up")
         for emb in embedders.values():
             emb.embed(batches[0])  # warm-up: graph, allocator, page cache
         for r in range(args.repeats):
@@ -220,7 +206,7 @@ def main(argv=None):
             if seed_model is not None:
                 timer.run("seed loop", n, seed_loop)
             loads.append(common.load_average())
-            log(f"repeat {r + 1}/{args.repeats}: " + ", ".join(
+            common.log(f"repeat {r + 1}/{args.repeats}: " + ", ".join(
                 f"{p}: model alone {timer.rate(f'model alone {p}'):.2f}/s, "
                 f"index_paths {timer.rate(f'index_paths {p}'):.2f}/s" for p in precisions) + f"; load {loads[-1]}")
 
@@ -334,7 +320,7 @@ def cosine_check(photos: str, sample: int | None, bs: int):
         results = [r for batch in emb.embed_sources(paths, batch_size=bs) for r in batch]
         times[precision] = time.perf_counter() - t
         vectors[precision] = np.stack([r.vector for r in results])
-        log(f"{precision}: {len(paths)} photos in {times[precision]:.0f} s ({emb.precision_reason})")
+        common.log(f"{precision}: {len(paths)} photos in {times[precision]:.0f} s ({emb.precision_reason})")
     cos = (vectors["fp32"] * vectors["bf16"]).sum(axis=1)
     worst = int(cos.argmin())
     nearest = (vectors["bf16"] @ vectors["fp32"].T).argmax(axis=1)

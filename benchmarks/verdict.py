@@ -244,6 +244,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--originals", type=int, default=30, help="gallery originals used as positive sources")
     parser.add_argument("--negatives", type=int, default=67, help="held-out photos used as negative sources")
+    parser.add_argument("--negatives-from", type=int, default=0, help="first held-out photo used (to run in parts)")
     parser.add_argument("--timing", type=int, default=3, help="queries per family timed with the real model "
                         "(0: no cost section)")
     parser.add_argument("--tuned-only", action="store_true", help="skip the held-back variants")
@@ -263,7 +264,7 @@ def main(argv=None):
     held = sorted(originals[i] for i in order[: round(HOLDOUT * len(originals))])
     in_gallery = sorted(originals[i] for i in order[round(HOLDOUT * len(originals)):])
     positives = sorted(rng.choice(in_gallery, size=min(args.originals, len(in_gallery)), replace=False).tolist())
-    negatives = held[: args.negatives]
+    negatives = held[args.negatives_from : args.negatives_from + args.negatives]
     if args.only == "negatives":
         positives = []
     elif args.only == "positives":
@@ -406,7 +407,7 @@ def main(argv=None):
     true_fits, unrelated_fits = [], []
     import json
 
-    dump = work / f"fits-{args.only or 'all'}.json"
+    dump = work / f"fits-{args.only or 'all'}-{args.negatives_from}.json"
     dump.write_text(json.dumps({"fits": [[query_paths[f[0]][0], query_paths[f[0]][1], *f[1:]] for f in fits],
                                 "outcome": {f"{k[0]}|{k[1]}": v for k, v in outcome.items()}}))
     print(f"(every fit and outcome: {dump})\n")

@@ -23,3 +23,7 @@ class WeightsError(ImgsearchError):
 
 class StoreError(ImgsearchError):
     """Milvus could not be reached, is locked, or holds a collection we must not touch."""
+
+
+class BulkError(ImgsearchError):
+    """A bulk extraction or import cannot go on: the engine is missing or failed, or the shards do not fit."""

@@ -88,16 +88,7 @@ def index_paths(
 
     by_path = {e.path: e for e in todo}
     for batch in embedder.embed_sources([e.path for e in todo], batch_size=batch_size):
-        rows = []
-        for result in batch:
-            if result.error:
-                if result.not_image and not looks_like_image_name(result.source):
-                    summary.not_images += 1
-                else:
-                    summary.failed.append((result.source, result.error))
-                continue
-            entry = by_path[result.source]
-            rows.append(make_row(entry.path, result, entry.size, entry.mtime, owner))
+        rows = image_rows(batch, by_path, owner, summary)
         # Written per batch: an interrupted run keeps everything finished, and re-running upserts, never duplicates.
         _write(collection, rows, known, summary)
         done += len(batch)
@@ -110,7 +101,7 @@ def index_paths(
 
 
 def make_row(path: str, embedded: Embedded, size: int, mtime: float, owner: str) -> dict:
-    """The one place a row is made, for a file (``index_paths``) and for bytes under a key (``index_keyed``)."""
+    """The one place a row is made: for files (``index_paths``, ``bulk extract``) and bytes under a key."""
     return {
         "id": row_id(path),
         "vector": embedded.vector,
@@ -188,6 +179,24 @@ def delete_keys(collection: Collection, keys: Iterable[str]) -> list[str]:
     gone = [key for key in keys if row_id(key) in present]
     collection.delete([row_id(key) for key in gone])
     return gone
+
+
+def image_rows(batch: list[Embedded], entries: dict[str, FileEntry], owner: str, summary: IndexSummary) -> list[dict]:
+    """The collection rows of one embedded batch; failures and files that are no image are counted in ``summary``.
+
+    ``imgsearch index`` and ``imgsearch bulk extract`` both write these, made by ``make_row``.
+    """
+    rows = []
+    for result in batch:
+        if result.error:
+            if result.not_image and not looks_like_image_name(result.source):
+                summary.not_images += 1
+            else:
+                summary.failed.append((result.source, result.error))
+            continue
+        entry = entries[result.source]
+        rows.append(make_row(entry.path, result, entry.size, entry.mtime, owner))
+    return rows
 
 
 def prune_missing(collection: Collection, roots: list[str]) -> int:

@@ -183,25 +183,8 @@ class Store:
         self.client.drop_collection(name)
 
     def _create(self, name: str, config: dict):
-        from pymilvus import DataType
-
         binary = config["metric"] == "HAMMING"
-        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False, description="imgsearch images")
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=32)
-        if binary and self.is_server:
-            schema.add_field("vector", DataType.BINARY_VECTOR, dim=config["dim"])
-        else:
-            # Lite has no binary vectors: 0/1 floats under squared L2 give exactly the Hamming distance.
-            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=config["dim"])
-        schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
-        schema.add_field("size", DataType.INT64)
-        schema.add_field("mtime", DataType.DOUBLE)
-        schema.add_field("content_hash", DataType.VARCHAR, max_length=64)
-        schema.add_field("width", DataType.INT32)
-        schema.add_field("height", DataType.INT32)
-        # A partition key, not partitions: thousands of owners cost no partition each.
-        schema.add_field("owner", DataType.VARCHAR, max_length=MAX_OWNER, is_partition_key=True)
-        schema.add_field("indexed_at", DataType.INT64)
+        schema = collection_schema(config, server=self.is_server)
         index_params = self.client.prepare_index_params()
         index_params.add_index("vector", **self._index_spec(binary))
         # Created with the collection so it builds in the background (a long create_index call is cut off).
@@ -219,6 +202,29 @@ class Store:
         if self.is_server:
             return {"index_type": "HNSW", "metric_type": "COSINE", "params": {"M": 16, "efConstruction": 200}}
         return {"index_type": "AUTOINDEX", "metric_type": "COSINE"}
+
+
+def collection_schema(config: dict, server: bool):
+    """The fields of an imgsearch collection (pymilvus ``CollectionSchema``); bulk extract writes the same ones."""
+    from pymilvus import DataType, MilvusClient
+
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description="imgsearch images")
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=32)
+    if config["metric"] == "HAMMING" and server:
+        schema.add_field("vector", DataType.BINARY_VECTOR, dim=config["dim"])
+    else:
+        # Lite has no binary vectors: 0/1 floats under squared L2 give exactly the Hamming distance.
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=config["dim"])
+    schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH)
+    schema.add_field("size", DataType.INT64)
+    schema.add_field("mtime", DataType.DOUBLE)
+    schema.add_field("content_hash", DataType.VARCHAR, max_length=64)
+    schema.add_field("width", DataType.INT32)
+    schema.add_field("height", DataType.INT32)
+    # A partition key, not partitions: thousands of owners cost no partition each.
+    schema.add_field("owner", DataType.VARCHAR, max_length=MAX_OWNER, is_partition_key=True)
+    schema.add_field("indexed_at", DataType.INT64)
+    return schema
 
 
 def _lite_is_locked(data_dir: Path) -> bool:

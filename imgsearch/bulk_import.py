@@ -1,0 +1,260 @@
+"""Loading the shards of ``imgsearch bulk extract`` into Milvus: the server's bulk import, else batched upserts.
+
+A Milvus server reads each Parquet shard itself (``utility.do_bulk_insert``: one file per task on 2.3), a few
+tasks at a time; we follow the tasks and then check the row count. Milvus Lite has no bulk import, and a server
+may refuse the files (one that cannot see them, say): then the rows go in through ``Collection.upsert`` in
+large batches, and the summary says so. Milvus does not enforce primary keys, so before a shard goes in we ask
+which of its ids are stored already; those rows are left out, and importing the same shards twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bulk import read_manifest, read_vectors
+from .errors import BulkError
+from .indexing import Progress
+from .store import Collection, Store
+
+IN_FLIGHT = 8  # import tasks submitted at once; the server runs them one after another per data node anyway
+UPSERT_BATCH = 5000  # rows per upsert: about 11 MB of gRPC message, under Milvus's 64 MB limit
+VISIBLE_TIMEOUT = 600.0  # seconds for imported rows to become searchable (index built, segments loaded)
+STAGING = ".import"  # inside the shard folder: copies of shards without the rows already stored
+
+
+@dataclass
+class ImportSummary:
+    reason: str = ""  # why rows went in by upserts rather than the server's bulk import
+    shards: int = 0
+    shards_skipped: int = 0  # every row already in the collection
+    rows_bulk_inserted: int = 0
+    rows_upserted: int = 0
+    rows_present: int = 0  # already in the collection: left as they are
+    rows_before: int = 0
+    rows_after: int = 0
+
+    @property
+    def method(self) -> str:
+        if self.rows_upserted and self.rows_bulk_inserted:
+            return "bulk insert + upsert"
+        return "upsert" if self.rows_upserted or self.reason else "bulk insert"
+
+    @property
+    def rows_new(self) -> int:
+        return self.rows_bulk_inserted + self.rows_upserted
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "rows_new": self.rows_new, **self.__dict__}
+
+
+def import_shards(
+    store: Store,
+    collection: str,
+    directory,
+    server_dir: str | None = None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ImportSummary:
+    """Import the shards in ``directory`` into ``collection`` (created if needed, with the manifest's config).
+
+    ``server_dir``: where the server sees ``directory`` (its storage's path or bucket prefix); by default the
+    same absolute path, which is right for a standalone server with local storage on this machine.
+    """
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise BulkError("bulk import reads the Parquet shards with pyarrow: pip install 'imgsearch[bulk]'") from None
+    folder = Path(directory).absolute()
+    manifest = read_manifest(folder)
+    coll = store.collection(collection, manifest["config"])
+    shards = [s for s in manifest["shards"] if s["rows"]]
+    summary = ImportSummary(shards=len(shards))
+    if not store.is_server:
+        summary.reason = "Milvus Lite has no bulk import"
+    summary.rows_before = coll.count()
+    total, done = sum(s["rows"] for s in shards), 0
+    server_folder = (server_dir or str(folder)).rstrip("/")
+    bulk = _BulkInsert(store, collection, log) if store.is_server else None
+    inflight: dict[int, tuple[Path, int]] = {}  # task id -> (file imported, its rows)
+    try:
+        if bulk:
+            bulk.finish_earlier_tasks(coll, folder, server_folder)
+        for shard in shards:
+            path = folder / shard["file"]
+            ids = _ids(path)
+            present = set(coll.get(ids, fields=("id",)))
+            summary.rows_present += len(present)
+            if len(present) == len(ids):
+                summary.shards_skipped += 1
+            elif bulk and not summary.reason:
+                source = _without(path, present, folder / STAGING) if present else path
+                try:
+                    task = bulk.submit(f"{server_folder}/{source.relative_to(folder)}")
+                    inflight[task] = (source, len(ids) - len(present))
+                except Exception as e:  # the server refuses bulk import itself
+                    summary.reason = f"the server refused the bulk import: {_one_line(e)}"
+                    summary.rows_upserted += _upsert_file(coll, path, present)
+                while len(inflight) >= IN_FLIGHT or (inflight and summary.reason):
+                    _wait_one(bulk, coll, inflight, summary)
+            else:
+                summary.rows_upserted += _upsert_file(coll, path, present)
+            done += len(ids)
+            if progress:
+                progress(done - _rows_in(inflight), total)
+        while inflight:
+            _wait_one(bulk, coll, inflight, summary)
+            if progress:
+                progress(done - _rows_in(inflight), total)
+    finally:
+        if bulk:
+            bulk.close()
+    summary.rows_after = _wait_count(coll, summary.rows_before + summary.rows_new)
+    _remove_staging(folder / STAGING)
+    return summary
+
+
+def _rows_in(inflight) -> int:
+    return sum(rows for _, rows in inflight.values())
+
+
+def _ids(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=["id"]).column("id").to_pylist()
+
+
+def _without(path: Path, present: set[str], staging: Path) -> Path:
+    """A copy of the shard without the rows already stored (Milvus would store them a second time)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    kept = table.filter(pc.invert(pc.is_in(table.column("id"), value_set=pa.array(sorted(present)))))
+    staging.mkdir(exist_ok=True)
+    copy = staging / path.name
+    pq.write_table(kept, copy)
+    return copy
+
+
+def _upsert_file(coll: Collection, path: Path, present: set[str]) -> int:
+    """The shard's rows that are not stored yet, through the collection's own upsert, in large batches."""
+    import pyarrow.parquet as pq
+
+    written = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=UPSERT_BATCH):
+        vectors = read_vectors(batch, coll.config["dim"])
+        rows = [
+            {**row, "vector": vector}
+            for row, vector in zip(batch.drop_columns(["vector"]).to_pylist(), vectors)
+            if row["id"] not in present
+        ]
+        coll.upsert(rows)
+        written += len(rows)
+    return written
+
+
+def _wait_one(bulk: _BulkInsert, coll: Collection, inflight: dict, summary: ImportSummary):
+    """Wait for the oldest import task; the rows of a failed one go in by upserts instead."""
+    task = next(iter(inflight))
+    source, rows = inflight.pop(task)
+    error = bulk.wait(task)
+    if error is None:
+        summary.rows_bulk_inserted += rows
+        return
+    summary.reason = summary.reason or f"the server's bulk import failed: {error}"
+    summary.rows_upserted += _upsert_file(coll, source, set())
+
+
+def _wait_count(coll: Collection, expected: int) -> int:
+    """The row count once imported rows are visible (the server indexes and loads them after the task ends)."""
+    deadline = time.monotonic() + VISIBLE_TIMEOUT
+    while True:
+        count = coll.count()
+        if count == expected:
+            return count
+        if count > expected:
+            raise BulkError(f"the collection holds {count:,} rows, more than the {expected:,} expected: "
+                            "something else wrote to it during the import")
+        if time.monotonic() > deadline:
+            raise BulkError(f"the collection shows {count:,} rows, not the {expected:,} expected, "
+                            f"{VISIBLE_TIMEOUT:.0f} s after the import ended")
+        time.sleep(0.5)
+
+
+def _remove_staging(staging: Path):
+    if staging.is_dir():
+        for copy in staging.glob("*.parquet"):
+            copy.unlink()
+        staging.rmdir()
+
+
+def _one_line(e: BaseException) -> str:
+    return ((getattr(e, "message", None) or str(e)).strip().splitlines() or [type(e).__name__])[0]
+
+
+class _BulkInsert:
+    """Milvus 2.3's bulk import (``utility.do_bulk_insert``, through pymilvus's ORM connection)."""
+
+    def __init__(self, store: Store, collection: str, log):
+        with warnings.catch_warnings():  # the ORM API is deprecated in pymilvus 3; 2.3 servers have no other
+            warnings.simplefilter("ignore")
+            from pymilvus import BulkInsertState, connections, utility
+
+        self.utility, self.connections, self.states = utility, connections, BulkInsertState
+        self.alias = f"imgsearch-bulk-{id(self)}"
+        self.collection = collection
+        self.log = log
+        self._call(connections.connect, self.alias, uri=store.uri, token=store.token, timeout=store.timeout)
+
+    def _call(self, fn, *args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+
+    def submit(self, server_file: str) -> int:
+        return self._call(self.utility.do_bulk_insert, self.collection, [server_file], using=self.alias)
+
+    def wait(self, task: int) -> str | None:
+        """None when the task completed, else the server's reason."""
+        done = (self.states.ImportCompleted, self.states.ImportFailed, self.states.ImportFailedAndCleaned)
+        while True:
+            state = self._call(self.utility.get_bulk_insert_state, task, using=self.alias)
+            if state.state in done:
+                break
+            time.sleep(0.5)
+        if state.state == self.states.ImportCompleted:
+            return None
+        return state.infos.get("failed_reason") or state.state_name
+
+    def finish_earlier_tasks(self, coll: Collection, folder: Path, server_folder: str):
+        """Tasks of an interrupted earlier import of these shards may still run: wait until their rows show,
+        so that the id check below sees them and nothing is imported twice."""
+        tasks = self._call(self.utility.list_bulk_insert_tasks, collection_name=self.collection, using=self.alias)
+        running = (self.states.ImportPending, self.states.ImportStarted, self.states.ImportPersisted)
+        prefix = server_folder + "/"
+        for state in tasks:
+            file = state.infos.get("files", "")
+            if state.state not in running or not file.startswith(prefix):
+                continue
+            if self.log:
+                self.log(f"waiting for import task {state.task_id} of an earlier run ({file})")
+            if self.wait(state.task_id) is None:
+                local = folder / file[len(prefix):]
+                if local.is_file():
+                    _wait_visible(coll, _ids(local))
+
+    def close(self):
+        with contextlib.suppress(Exception):  # closing a connection that is gone already
+            self._call(self.connections.disconnect, self.alias)
+
+
+def _wait_visible(coll: Collection, ids: list[str]):
+    deadline = time.monotonic() + VISIBLE_TIMEOUT
+    while len(coll.get(ids, fields=("id",))) < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.5)
