@@ -26,6 +26,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +38,7 @@ from .store import Collection, check_owner, owner_filter, row_id
 # original (crops to 70%, watermarks) and 0.54 for a 90-degree turn (benchmarks/RESULTS.md): 0.60 keeps nearly
 # all of them while unrelated pairs mostly stay under it, so few files are opened for nothing.
 CANDIDATE_FLOOR = 0.60
-NEIGHBOURS = 6  # nearest rows looked at per row (itself included): a group of up to 6 is found from any member
+NEIGHBOURS = 6  # nearest rows asked per row: itself and its 5 nearest others
 BATCH = 256  # rows per search call
 # Groups up to this size have every pair of members judged, so rule 1 sees all relations; larger groups (bursts,
 # memes) rely on the pairs that joined them.
@@ -103,7 +104,7 @@ class Group:
 class Report:
     groups: list[Group] = field(default_factory=list)
     rows: int = 0  # rows walked
-    pairs_judged: int = 0
+    pairs_judged: int = 0  # candidate pairs the verdict checked while grouping
     unreadable: list[str] = field(default_factory=list)  # files the verdict could not open (judged by features)
 
 
@@ -182,6 +183,7 @@ def find_copy_pairs(
         nonlocal pairs_judged
         vectors = np.asarray([r["vector"] for r in batch], dtype=np.float32)
         hits = collection.search(vectors, top_k=neighbours, owner=owner, fields=ROW_FIELDS)
+        todo = []
         for row, row_hits in zip(batch, hits):
             for hit in row_hits:
                 if hit.distance < floor:
@@ -194,26 +196,28 @@ def find_copy_pairs(
                 seen.add(pair)
                 if links.find(row["id"]) == links.find(hit.id):
                     continue  # joined already through other copies; the original's choice judges it if needed
-                other = {"id": hit.id, **hit.entity}
-                verdict, evidence = judge(row, other, float(hit.distance))
-                pairs_judged += 1
-                if verdict == COPY:
-                    links.union(row["id"], hit.id)
-                    judged[(row["id"], hit.id)] = (verdict, evidence, float(hit.distance))
-                    rows.setdefault(row["id"], {k: row[k] for k in ("id", *ROW_FIELDS)})
-                    rows.setdefault(hit.id, {k: other.get(k) for k in ("id", *ROW_FIELDS)})
+                todo.append((row, {"id": hit.id, **hit.entity}, float(hit.distance)))
+        # SIFT matching releases the GIL: two threads, as search's verdict uses.
+        for (row, other, similarity), (verdict, evidence) in zip(todo, pool.map(lambda t: judge(*t), todo)):
+            pairs_judged += 1
+            if verdict == COPY:
+                links.union(row["id"], other["id"])
+                judged[(row["id"], other["id"])] = (verdict, evidence, similarity)
+                rows.setdefault(row["id"], {k: row[k] for k in ("id", *ROW_FIELDS)})
+                rows.setdefault(other["id"], {k: other.get(k) for k in ("id", *ROW_FIELDS)})
         batch.clear()
 
-    for row in collection.iterate(("vector", *ROW_FIELDS), filter=owner_filter(owner), batch_size=batch_size):
-        walked += 1
-        if keep is None or keep(row):
-            batch.append(row)
-        if len(batch) >= batch_size:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="imgsearch-duplicates") as pool:
+        for row in collection.iterate(("vector", *ROW_FIELDS), filter=owner_filter(owner), batch_size=batch_size):
+            walked += 1
+            if keep is None or keep(row):
+                batch.append(row)
+            if len(batch) >= batch_size:
+                flush()
+                if progress:
+                    progress(walked, total)
+        if batch:
             flush()
-            if progress:
-                progress(walked, total)
-    if batch:
-        flush()
     if progress:
         progress(walked, max(total, walked))
     return Pairs(links.groups(), judged, rows, walked, pairs_judged)
@@ -253,12 +257,10 @@ class FileJudge:
 
         self.verifier = verifier or Verifier()
         self.unreadable: dict[str, None] = {}  # ordered set
-        self.calls = 0
 
     def __call__(self, query: dict, stored: dict, similarity: float) -> tuple:
         from .verdict import LocalFeatures
 
-        self.calls += 1
         features = self.verifier.stored(query["path"])
         if features is None:
             self.unreadable[query["path"]] = None
@@ -418,7 +420,7 @@ def find_duplicates(
         vectors = {i: np.asarray(stored[i]["vector"], dtype=np.float32) for i in group_ids}
         report.groups.append(describe_group(pairs, group_ids, judge, vectors))
     report.groups.sort(key=lambda g: g.original.path)
-    report.pairs_judged = judge.calls
+    report.pairs_judged = pairs.pairs_judged
     report.unreadable = list(judge.unreadable)
     return report
 
