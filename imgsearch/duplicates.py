@@ -45,6 +45,9 @@ BATCH = 256  # rows per search call
 FULL_CHECK = 8
 # Evidence shares and scales this far from 1 count as an edit (cropped, framed, resized); nearer is noise.
 EDIT_MARGIN = 0.10
+# Keypoints each picture of a pair needs for a failed geometric check to mean "not a copy": with fewer (fog, a
+# plain wall) the verdict's strict cosine decides, as in search. 5x the inliers a copy verdict needs.
+TEXTURED = 100
 # Pixel counts and quantisation within this share count as equal, so the next rule decides.
 PIXEL_TIE = 0.02
 QUANT_TIE = 0.05
@@ -259,15 +262,22 @@ class FileJudge:
         self.unreadable: dict[str, None] = {}  # ordered set
 
     def __call__(self, query: dict, stored: dict, similarity: float) -> tuple:
-        from .verdict import LocalFeatures
+        from .verdict import SIMILAR, LocalFeatures
 
         features = self.verifier.stored(query["path"])
         if features is None:
             self.unreadable[query["path"]] = None
             features = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8), (1, 1), (1, 1))
-        if self.verifier.stored(stored["path"]) is None:
+        stored_features = self.verifier.stored(stored["path"])
+        if stored_features is None:
             self.unreadable[stored["path"]] = None
-        return self.verifier.judge(_FileQuery(query["path"], features), stored["path"], similarity)
+        verdict, evidence = self.verifier.judge(_FileQuery(query["path"], features), stored["path"], similarity)
+        if evidence and evidence["method"] == "features" and stored_features is not None \
+                and min(len(features.points), len(stored_features.points)) >= TEXTURED:
+            # Both pictures had keypoints enough to show a copy's geometry and none agreed: look-alikes (star
+            # fields, bursts) that only a cosine would call copies. A group must not take them in.
+            return SIMILAR, None
+        return verdict, evidence
 
 
 # --- the original -----------------------------------------------------------------------------------------
@@ -278,7 +288,7 @@ class _Facts:
     """What the rules weigh about one member's file."""
 
     pixels: int  # after a uniform frame is cut away
-    framed: bool
+    frame: tuple | None  # the picture inside a uniform frame, as fractions (left, top, right, bottom)
     quantisation: float  # mean of the JPEG luminance table; 0 for lossless files
 
 
@@ -297,33 +307,34 @@ def file_facts(path: str, width: int, height: int) -> _Facts:
                 quantisation = float(np.mean(tables[min(tables)]))
     except OSError:
         pass
-    pixels, framed = width * height, False
+    pixels, frame = width * height, None
     try:
         loaded = load_image(path)
     except ImageError:
-        return _Facts(pixels, framed, quantisation)
+        return _Facts(pixels, frame, quantisation)
     box = uniform_frame_box(loaded.image)
     if box is not None:
         w, h = loaded.image.size
         share = (box[2] - box[0]) * (box[3] - box[1]) / float(w * h)
-        pixels, framed = round(width * height * share), True
-    return _Facts(pixels, framed, quantisation)
+        pixels, frame = round(width * height * share), (box[0] / w, box[1] / h, box[2] / w, box[3] / h)
+    return _Facts(pixels, frame, quantisation)
 
 
-def edit_direction(evidence: dict | None, query_framed: bool, stored_framed: bool) -> int:
+def edit_direction(evidence: dict | None, query_frame: tuple | None, stored_frame: tuple | None) -> int:
     """From the verdict on (query as copy of stored): +1 when the stored file is the source of the query (the
     query is a crop, a downscale or a framed version of it), -1 the other way round, 0 when it does not say.
 
-    "One shows part of the other" reads two ways (a crop of it, or it framed); a uniform frame seen on the larger
-    one says it is the framed copy, otherwise the smaller one is taken for the crop."""
+    "One shows part of the other" reads two ways (a crop of it, or it framed): the larger one is the framed copy
+    when it has a uniform frame around just the part the smaller one shows; otherwise the smaller one is the crop.
+    """
     if not evidence or evidence.get("method") != "geometry":
         return 0
     shown, covered, scale = evidence["original_shown"], evidence["copy_covered"], evidence["scale"]
     low = 1 - EDIT_MARGIN
     if shown < low <= covered:  # the query shows part of the stored picture
-        return -1 if stored_framed else 1
+        return -1 if _same_box(stored_frame, evidence["original_region"]) else 1
     if covered < low <= shown:  # the stored picture sits inside the query
-        return 1 if query_framed else -1
+        return 1 if _same_box(query_frame, evidence["original_in_copy"]) else -1
     if shown >= low and covered >= low:
         if scale < low:
             return 1  # the query is the stored picture made smaller
@@ -332,12 +343,17 @@ def edit_direction(evidence: dict | None, query_framed: bool, stored_framed: boo
     return 0
 
 
+def _same_box(frame: tuple | None, region, tolerance: float = 0.05) -> bool:
+    """Whether a uniform frame surrounds just this region (fractions of the same picture)."""
+    return frame is not None and all(abs(a - b) <= tolerance for a, b in zip(frame, region))
+
+
 def choose_original(members: list[Member], relations: dict, facts: dict[str, _Facts]) -> tuple[Member, str, str]:
     """(original, rule, reason). ``relations``: (query id, stored id) -> evidence of query as a copy of stored."""
     candidates = list(members)
     beaten: dict[str, str] = {}
     for (query, stored), evidence in relations.items():
-        direction = edit_direction(evidence, facts[query].framed, facts[stored].framed)
+        direction = edit_direction(evidence, facts[query].frame, facts[stored].frame)
         if direction:
             loser, winner = (query, stored) if direction > 0 else (stored, query)
             beaten.setdefault(loser, winner)
