@@ -84,12 +84,18 @@ def build_gallery(args, work: Path) -> tuple[list[dict], Path]:
         copies = {}
         for kind in kinds:
             path = gallery / "copies" / f"{Path(src).stem}__{kind}.jpg"
+            # Made every time, written once: the edits draw from the same generator, so the plan stays the same.
+            with Image.open(original) as img:
+                data = edit_bytes(kind, img.convert("RGB"), rng)
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                with Image.open(original) as img:
-                    path.write_bytes(edit_bytes(kind, img.convert("RGB"), rng))
+                path.write_bytes(data)
             copies[kind] = str(path)
         plan.append({"original": str(original), "copies": copies})
+    planned = {c for p in plan for c in p["copies"].values()}
+    for stale in (gallery / "copies").iterdir():  # from another plan: not in this gallery (pruned from the db)
+        if str(stale) not in planned:
+            stale.unlink()
     return plan, gallery
 
 
@@ -155,8 +161,9 @@ def run_imgsearch(gallery: Path, work: Path):
         embedder = VGG16Features()
         coll = store.collection("images", embedder.config())
         t0 = time.perf_counter()
-        summary = index_paths(coll, embedder, [gallery])
-        log(f"indexed {summary.new} new, {summary.unchanged} unchanged in {time.perf_counter() - t0:.0f} s")
+        summary = index_paths(coll, embedder, [gallery], prune=True)
+        log(f"indexed {summary.new} new, {summary.unchanged} unchanged, {summary.pruned} pruned in "
+            f"{time.perf_counter() - t0:.0f} s")
         t0 = time.perf_counter()
         report = find_duplicates(coll)
         seconds = time.perf_counter() - t0
