@@ -61,6 +61,12 @@ def check_owner(owner: str | None) -> str:
     return owner
 
 
+def owner_filter(owner: str | None) -> str:
+    """The Milvus filter for one owner's rows ("" for everyone's)."""
+    # A JSON string literal is a valid Milvus string literal (quotes, backslashes, any Unicode).
+    return "" if owner is None else f"owner == {json.dumps(check_owner(owner), ensure_ascii=False)}"
+
+
 def check_page(top_k: int, page: int) -> int:
     """Return the search offset for a 1-based page, or refuse what a Milvus server would refuse."""
     if top_k < 1:
@@ -318,8 +324,8 @@ class Collection:
             self.client.delete(self.name, ids=ids[start : start + 1000])
         return len(ids)
 
-    def count(self) -> int:
-        rows = self.client.query(self.name, filter="", output_fields=["count(*)"], consistency_level="Strong")
+    def count(self, filter: str = "") -> int:
+        rows = self.client.query(self.name, filter=filter, output_fields=["count(*)"], consistency_level="Strong")
         return int(rows[0]["count(*)"])
 
     def iterate(self, fields=("path",), filter: str = "", batch_size: int = 1000):
@@ -354,8 +360,7 @@ class Collection:
         """Nearest rows for each vector, ranks offset+1 .. offset+top_k, best first."""
         if offset + top_k > MAX_TOP_K:
             raise StoreError(f"offset + top-k must be at most {MAX_TOP_K}")
-        # A JSON string literal is a valid Milvus string literal (quotes, backslashes, any Unicode).
-        flt = "" if owner is None else f"owner == {json.dumps(check_owner(owner), ensure_ascii=False)}"
+        flt = owner_filter(owner)
         if self.binary:
             params = {"metric_type": "HAMMING" if self.packed else "L2", "params": {}}
         else:

@@ -3,7 +3,7 @@
 Heavy imports (numpy, TensorFlow, pymilvus) stay inside the commands, so `imgsearch --help` is quick.
 """
 
-from . import bulk, gallery, phash_legacy, planning, serve, weights  # noqa: F401  (each registers its commands)
+from . import bulk, duplicates, gallery, phash_legacy, planning, serve, weights  # noqa: F401  (each registers its commands)
 from .base import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, cli
 
 __all__ = ["cli", "EXIT_OK", "EXIT_PARTIAL", "EXIT_FATAL"]
