@@ -45,9 +45,6 @@ BATCH = 256  # rows per search call
 FULL_CHECK = 8
 # Evidence shares and scales this far from 1 count as an edit (cropped, framed, resized); nearer is noise.
 EDIT_MARGIN = 0.10
-# Keypoints each picture of a pair needs for a failed geometric check to mean "not a copy": with fewer (fog, a
-# plain wall) the verdict's strict cosine decides, as in search. 5x the inliers a copy verdict needs.
-TEXTURED = 100
 # Pixel counts and quantisation within this share count as equal, so the next rule decides.
 PIXEL_TIE = 0.02
 QUANT_TIE = 0.05
@@ -262,22 +259,17 @@ class FileJudge:
         self.unreadable: dict[str, None] = {}  # ordered set
 
     def __call__(self, query: dict, stored: dict, similarity: float) -> tuple:
-        from .verdict import SIMILAR, LocalFeatures
+        from .verdict import LocalFeatures
 
         features = self.verifier.stored(query["path"])
         if features is None:
             self.unreadable[query["path"]] = None
             features = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8), (1, 1), (1, 1))
-        stored_features = self.verifier.stored(stored["path"])
-        if stored_features is None:
+        if self.verifier.stored(stored["path"]) is None:
             self.unreadable[stored["path"]] = None
-        verdict, evidence = self.verifier.judge(_FileQuery(query["path"], features), stored["path"], similarity)
-        if evidence and evidence["method"] == "features" and stored_features is not None \
-                and min(len(features.points), len(stored_features.points)) >= TEXTURED:
-            # Both pictures had keypoints enough to show a copy's geometry and none agreed: look-alikes (star
-            # fields, bursts) that only a cosine would call copies. A group must not take them in.
-            return SIMILAR, None
-        return verdict, evidence
+        # Where both pictures have texture, the verdict lets geometry decide (look-alikes such as star fields or
+        # bursts are not copies however close their cosine); a cosine alone decides only for flat pictures.
+        return self.verifier.judge(_FileQuery(query["path"], features), stored["path"], similarity)
 
 
 # --- the original -----------------------------------------------------------------------------------------
