@@ -34,7 +34,7 @@ def bulk():
 @feature_options
 @json_option
 def extract(paths, manifest_file, out, master, shard_size, batch_size, owner, hidden, weights, pooling, resize,
-            border_tolerance, as_json):
+            border_tolerance, precision, as_json):
     """Embed the images under PATH... (and/or in --manifest) into Parquet shards in --out, as a Spark job.
 
     The rows are those `imgsearch index` makes, in Milvus's import format, with manifest.json (counts,
@@ -46,7 +46,10 @@ def extract(paths, manifest_file, out, master, shard_size, batch_size, owner, hi
 
     if not paths and not manifest_file:
         raise BulkError("give folders or files to extract, or --manifest FILE")
-    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance)
+    # Each worker resolves --precision auto on its own CPU (a cluster's machines may differ); vectors of either
+    # precision belong to the same collection.
+    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance,
+                   precision=precision)
     with _ProgressBar("Extracting") as progress:
         manifest = bulk_lib.extract(
             paths, out, manifest_file=manifest_file, options=options, owner=owner, shard_size=shard_size,
