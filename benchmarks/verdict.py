@@ -213,6 +213,8 @@ def recording_verifier():
 
     def fit_transform(query, stored, mirrored=False):
         fit = real_fit(query, stored, mirrored)
+        if getattr(local, "query", None) is None:
+            return fit  # a plain Verifier's fit (the cost runs): not recorded
         spreads = (0.0, 0.0)
         if fit is not None:
             spreads = (verdict._spread(fit.query_points, query.size), verdict._spread(fit.stored_points, stored.size))

@@ -118,3 +118,13 @@ def milvus(request, tmp_path):
 def milvus_module(request, tmp_path_factory):
     """The same, shared by a module's tests (for read-only tests over one indexed gallery)."""
     yield from _target(request, tmp_path_factory.mktemp("milvus"))
+
+
+@pytest.fixture
+def coll(milvus, vgg, gallery):
+    """The collection a module's own ``gallery`` fixture indexed (read-only tests over one indexed gallery)."""
+    from imgsearch.store import Store
+
+    store = Store(milvus.uri)
+    yield store.collection(milvus.collection, vgg.config(), create=False)
+    store.close()

@@ -39,13 +39,6 @@ def gallery(milvus, vgg, photo_dir, tmp_path_factory):
     return folders
 
 
-@pytest.fixture
-def coll(milvus, vgg, gallery):
-    store = Store(milvus.uri)
-    yield store.collection(milvus.collection, vgg.config(), create=False)
-    store.close()
-
-
 def _edited(sample_images, name):
     """The kind of copy users hold: black border, JPEG-recompressed."""
     return (jpeg_bytes(add_black_border(sample_images[name], 0.08), quality=40), f"{name}-edited")

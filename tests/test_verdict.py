@@ -230,13 +230,6 @@ def gallery(milvus, vgg, originals, tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def coll(milvus, vgg, gallery):
-    store = Store(milvus.uri)
-    yield store.collection(milvus.collection, vgg.config(), create=False)
-    store.close()
-
-
 def _edits(sample_images):
     astronaut, coffee, rocket = sample_images["astronaut"], sample_images["coffee"], sample_images["rocket"]
     return {
