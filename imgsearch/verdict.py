@@ -41,7 +41,7 @@ RATIO = 0.75  # Lowe's ratio test: a match must be clearly better than the secon
 RANSAC_PIXELS = 3.0  # reprojection error allowed, in pixels of the stored picture at WORK_SIDE
 # A geometric copy verdict needs this many matches agreeing on one transform, and this share of all the (one to
 # one) matches that pass the ratio test: copies of dev photos measured 16-180 agreeing and 89-97%; two shots of
-# one scene (the mrpt stereo pairs) 5-32 but 19-44%.
+# one scene (the dev photos' stereo pairs) up to 140 agreeing but 19-54%; unrelated photos at most 5.
 MIN_INLIERS = 12
 MIN_INLIER_SHARE = 0.6
 # The agreeing keypoints must cover this share of one of the two pictures: a cluster in one dark corner (JPEG
