@@ -5,6 +5,7 @@ import os
 
 import click
 
+from ..errors import ImgsearchError
 from .base import cli, err_line, open_collection
 from .options import feature_options, store_options
 
@@ -41,10 +42,13 @@ def serve(uri, collection, weights, pooling, resize, border_tolerance, precision
     serve the database with a Milvus server and give both the same --uri. With IMGSEARCH_SERVE_TOKEN set,
     every /api/ call needs `Authorization: Bearer <token>`.
     """
-    import uvicorn
+    try:
+        import uvicorn
 
+        from ..server.app import create_app
+    except ImportError as e:  # the base install stays light: serving is an extra
+        raise ImgsearchError(f"imgsearch serve needs {e.name}: pip install 'imgsearch[serve]'") from None
     from ..features import VGG16Features
-    from ..server.app import create_app
     from ..server.worker import Worker
 
     token = os.environ.get("IMGSEARCH_SERVE_TOKEN") or None
