@@ -11,7 +11,7 @@ The collection (under $IMGSEARCH_BENCH_DIR/serve, reused when complete): the dev
    CLI pays), --cli-runs times: the median wall time gives its queries/s.
 2. The server: `imgsearch serve --uri DB` in its own process on a free 127.0.0.1 port; this process is the load:
    per level, C client threads each sending R requests back to back (raw image body, top_k 10), every answer
-   checked (status 200, and the original at rank 1). Each level is bounded by --level-timeout seconds.
+   checked (status 200, the original at rank 1, and with the verdict on: called a copy). Each level is bounded by --level-timeout seconds.
    Queries/s, p50/p95 latency, and the server's own batching counters (/api/stats) per level.
 """
 
@@ -92,11 +92,11 @@ def make_queries(originals: list[str], folder: Path) -> list[tuple[Path, str]]:
     return queries
 
 
-def cli_one_shots(uri: str, queries, runs: int) -> list[float]:
+def cli_one_shots(uri: str, queries, runs: int, verdict: bool) -> list[float]:
     seconds = []
     for query, original in (queries * runs)[:runs]:
         t0 = time.perf_counter()
-        done = imgsearch("search", str(query), "--uri", uri, "--json")
+        done = imgsearch("search", str(query), "--uri", uri, "--json", "--verdict" if verdict else "--no-verdict")
         seconds.append(time.perf_counter() - t0)
         if done.returncode != 0 or original not in done.stdout:
             sys.exit(f"CLI search of {query} failed or missed {original}:\n{done.stdout}\n{done.stderr}")
@@ -129,15 +129,15 @@ def start_server(uri: str, log_path: Path) -> tuple[subprocess.Popen, str]:
     sys.exit("imgsearch serve did not start within 300 s")
 
 
-def load(url: str, queries, clients: int, per_client: int, timeout: float) -> dict:
+def load(url: str, queries, clients: int, per_client: int, timeout: float, verdict: bool) -> dict:
     """``clients`` threads, each sending ``per_client`` searches back to back; every answer checked."""
     payloads = [(query.read_bytes(), original) for query, original in queries]
-    latencies, errors, wrong = [], [], 0
+    latencies, errors, wrong, copies = [], [], 0, 0
     lock = threading.Lock()
     deadline = time.monotonic() + timeout
 
     def client(n: int):
-        nonlocal wrong
+        nonlocal wrong, copies
         with httpx.Client(base_url=url, timeout=120) as http:
             for i in range(per_client):
                 if time.monotonic() > deadline:
@@ -145,16 +145,18 @@ def load(url: str, queries, clients: int, per_client: int, timeout: float) -> di
                 data, original = payloads[(n * per_client + i) % len(payloads)]
                 t0 = time.perf_counter()
                 try:
-                    response = http.post("/api/search", params={"top_k": 10}, content=data)
+                    response = http.post("/api/search", params={"top_k": 10, "verdict": verdict}, content=data)
                     ok = response.status_code == 200
-                    first = response.json()["results"][0]["path"] if ok and response.json()["results"] else None
+                    hits = response.json()["results"] if ok else []
+                    first = hits[0] if hits else {}
                 except httpx.HTTPError as e:
-                    ok, first, response = False, None, e
+                    ok, first, response = False, {}, e
                 elapsed = time.perf_counter() - t0
                 with lock:
                     if ok:
                         latencies.append(elapsed)
-                        wrong += first != original
+                        wrong += first.get("path") != original
+                        copies += first.get("match") == "copy"
                     else:
                         errors.append(str(getattr(response, "text", response))[:200])
 
@@ -173,7 +175,8 @@ def load(url: str, queries, clients: int, per_client: int, timeout: float) -> di
     return {
         "clients": clients, "planned": clients * per_client, "sent": len(latencies) + len(errors),
         "answered": len(latencies), "errors": len(errors),
-        "wrong": wrong, "wall": wall, "qps": len(latencies) / wall, "p50": statistics.median(latencies),
+        "wrong": wrong, "copies": copies, "wall": wall, "qps": len(latencies) / wall,
+        "p50": statistics.median(latencies),
         "p95": quantiles[18], "mean_batch": searches / calls if calls else 0, "error_samples": errors[:3],
     }
 
@@ -186,6 +189,8 @@ def main(argv=None):
     parser.add_argument("--queries", type=int, default=32, help="distinct query images [32]")
     parser.add_argument("--level-timeout", type=float, default=900, help="seconds per level at most [900]")
     parser.add_argument("--originals", default=common.DEFAULT_ORIGINALS)
+    parser.add_argument("--verdict", action=argparse.BooleanOptionalAction, default=True,
+                        help="the copy verdict on both sides (the default of `search` and of the API) [on]")
     args = parser.parse_args(argv)
     levels = [tuple(int(x) for x in level.split(":")) for level in args.levels.split(",")]
 
@@ -198,7 +203,7 @@ def main(argv=None):
 
     common.header("`imgsearch serve` under load (`benchmarks/serve_load.py`)")
     log("one-shot CLI searches")
-    cli_seconds = cli_one_shots(uri, queries, args.cli_runs)
+    cli_seconds = cli_one_shots(uri, queries, args.cli_runs, args.verdict)
     cli_qps = 1 / statistics.median(cli_seconds)
 
     log("starting imgsearch serve")
@@ -207,7 +212,7 @@ def main(argv=None):
     try:
         for clients, per_client in levels:
             log(f"load: {clients} client(s) x {per_client} requests")
-            results.append(load(url, queries, clients, per_client, args.level_timeout))
+            results.append(load(url, queries, clients, per_client, args.level_timeout, args.verdict))
             log(f"  {results[-1]['qps']:.2f} queries/s, {results[-1]['errors']} errors")
     finally:
         process.send_signal(signal.SIGINT)
@@ -215,18 +220,20 @@ def main(argv=None):
     tracebacks = (work / "serve.log").read_text(errors="replace").count("Traceback")
 
     print(f"Collection: {rows:,} rows ({len(originals)} dev originals, the rest synthetic unit vectors), Milvus Lite; "
-          f"{len(queries)} distinct queries (edited copies of originals), top_k 10, default threshold.\n")
+          f"{len(queries)} distinct queries (edited copies of originals), top_k 10, default threshold; "
+          f"the copy verdict {'on' if args.verdict else 'off (--no-verdict; `verdict=false`)'} on both sides.\n")
     runs = args.cli_runs
-    table_rows = [["one-shot `imgsearch search` (a process per query)", runs, runs, runs, 0, 0, f"{cli_qps:.2f}",
+    table_rows = [["one-shot `imgsearch search` (a process per query)", runs, runs, runs, 0, 0, "-", f"{cli_qps:.2f}",
                    f"{statistics.median(cli_seconds):.2f}", f"{max(cli_seconds):.2f}", "-", "1.0x"]]
     for r in results:
         table_rows.append([
             f"`imgsearch serve`, {r['clients']} client(s)", r["planned"], r["sent"], r["answered"], r["errors"],
-            r["wrong"], f"{r['qps']:.2f}", f"{r['p50']:.2f}", f"{r['p95']:.2f}", f"{r['mean_batch']:.1f}",
+            r["wrong"], r["copies"] if args.verdict else "-", f"{r['qps']:.2f}", f"{r['p50']:.2f}",
+            f"{r['p95']:.2f}", f"{r['mean_batch']:.1f}",
             f"{r['qps'] / cli_qps:.1f}x",
         ])
     columns = ["how", "planned", "sent (within --level-timeout)", "answered", "errors", "original not at rank 1",
-               "queries/s", "p50 s", "p95 s (CLI: max)", "queries per model call", "vs CLI"]
+               "rank 1 called copy", "queries/s", "p50 s", "p95 s (CLI: max)", "queries per model call", "vs CLI"]
     print(common.table(columns, table_rows))
     for r in results:
         for sample in r["error_samples"]:
