@@ -196,26 +196,27 @@ def _search_with_verdict(collection, embedder, sources, top_k, offset, page, thr
             # The page's ranking is the picture view's, as without the verdict.
             ranked = collection.search([v[0] for v in first_vectors], top_k=top_k, offset=offset, owner=owner) \
                 if queries else []
-            outcomes = {}
-            for (source, image), hits in zip(queries, first_hits):
-                features = verifier.query(image.image, (image.width, image.height))
-                outcomes[id(image)] = (features, _judge(pool, verifier, features, hits, {}))
+            # Keypoints of every query, then every (query, candidate) check, each spread over both threads: one
+            # query at a time would leave a core idle between queries (serve batches up to 32 of them).
+            features = list(pool.map(lambda q: verifier.query(q[1].image, (q[1].width, q[1].height)), queries))
+            judged = _judge(pool, verifier, features, first_hits, [{} for _ in queries])
             # Second round, only for queries whose first views found no copy.
-            again = [(source, image) for source, image in queries if not _has_copy(outcomes[id(image)][1])]
-            more = [views.more_views(image.image) for _, image in again]
+            again = [n for n in range(len(queries)) if not _has_copy(judged[n])]
+            more = [views.more_views(queries[n][1].image) for n in again]
             more_hits = _candidates(collection, more, _embed_views(embedder, more, batch_size), MORE_CANDIDATES, owner)
-            for (source, image), hits in zip(again, more_hits):
-                features, judged = outcomes[id(image)]
-                judged.update(_judge(pool, verifier, features, hits, judged))
+            more_judged = _judge(pool, verifier, [features[n] for n in again], more_hits, [judged[n] for n in again])
+            for n, found in zip(again, more_judged):
+                judged[n].update(found)
+            judged_by_image = {id(image): j for (_, image), j in zip(queries, judged)}
             ranked_by_image = dict(zip((id(image) for _, image in queries), ranked))
             for source, image in zip(chunk, loaded):
                 if isinstance(image, ImageError):
                     yield QueryResult(image.source, page, top_k, error=image.reason, not_image=image.not_image)
                     continue
-                judged = outcomes[id(image)][1]
                 yield QueryResult(
                     image.source, page, top_k,
-                    _verdict_page(judged, ranked_by_image[id(image)], offset, page, threshold, copies_only),
+                    _verdict_page(judged_by_image[id(image)], ranked_by_image[id(image)], offset, page, threshold,
+                                  copies_only),
                 )
 
 
@@ -258,17 +259,22 @@ def _candidates(collection, views_per_query, vectors_per_query, limit, owner) ->
     return out
 
 
-def _judge(pool, verifier, features, candidates: dict, judged: dict) -> dict:
-    """{id: (candidate, verdict, evidence)} for the candidates not judged yet."""
-    todo = [c for key, c in candidates.items() if key not in judged]
+def _judge(pool, verifier, features: list, candidates: list[dict], judged: list[dict]) -> list[dict]:
+    """For each query: {id: (candidate, verdict, evidence)} for its candidates not judged yet."""
+    todo = [(n, c) for n, (found, done) in enumerate(zip(candidates, judged)) for key, c in found.items()
+            if key not in done]
 
-    def one(candidate):
-        verdict, evidence = verifier.judge(features, candidate.hit.entity.get("path", ""), candidate.similarity)
+    def one(task):
+        n, candidate = task
+        verdict, evidence = verifier.judge(features[n], candidate.hit.entity.get("path", ""), candidate.similarity)
         if evidence is not None:
             evidence["view"] = candidate.view
-        return candidate.hit.id, (candidate, verdict, evidence)
+        return n, candidate.hit.id, (candidate, verdict, evidence)
 
-    return dict(pool.map(one, todo))
+    out: list[dict] = [{} for _ in candidates]
+    for n, key, outcome in pool.map(one, todo):
+        out[n][key] = outcome
+    return out
 
 
 def _has_copy(judged: dict) -> bool:
