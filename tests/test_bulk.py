@@ -177,6 +177,7 @@ def test_bulk_import_into_a_milvus_server(extracted, bulk_photos, milvus_server_
         summary, stderr = _import(out, milvus_server_uri, collection)
         assert summary["method"] == "bulk insert" and not summary["reason"], stderr
         assert (summary["rows_before"], summary["rows_present"], summary["rows_bulk_inserted"]) == (3, 3, PHOTOS - 3)
+        assert summary["ids_checked"]
         assert summary["rows_after"] == PHOTOS
 
         query = write_edited_copy(bulk_photos / "coffee.jpg", tmp_path / "coffee-border-jpeg40.jpg")
@@ -211,8 +212,10 @@ def test_milvus_lite_gets_batched_upserts_and_no_duplicates(extracted, lite_uri,
     summary, stderr = _import(out, lite_uri, "images")
     assert "loaded with batched upserts: Milvus Lite has no bulk import" in stderr
     assert (summary["method"], summary["rows_upserted"], summary["rows_after"]) == ("upsert", PHOTOS, PHOTOS)
+    assert not summary["ids_checked"]  # an empty collection: one extraction's shards hold each id once
     again, _ = _import(out, lite_uri, "images")
     assert (again["rows_new"], again["rows_present"], again["rows_after"]) == (0, PHOTOS, PHOTOS)
+    assert again["ids_checked"]
     query = write_edited_copy(bulk_photos / "chelsea.jpg", tmp_path / "chelsea-border-jpeg40.jpg")
     assert _search_rank1(query, lite_uri, "images", vgg_weights) == str(bulk_photos / "chelsea.jpg")
 
