@@ -1,7 +1,7 @@
 """`imgsearch duplicates` on the dev photos, beside imagededup; and the grouping step at 100k-1M stored vectors.
 
     python benchmarks/duplicates.py [--originals 40] [--others 40] [--seed 13]
-    python benchmarks/duplicates.py --synthetic 100k[,1M]
+    python benchmarks/duplicates.py --synthetic 100k[,1M] [--server]
 
 Dev run. Gallery: a fixed-seed sample of ``--originals`` dev originals, each with 1-4 edited copies (kinds drawn
 without repeats from EDITS), plus ``--others`` further dev originals left unedited (real photos that look alike
@@ -17,7 +17,9 @@ indexing is incremental, so a re-run only groups). Copies are written after thei
   weights downloaded at run time: not run here (no torch on this machine, no downloads).
 
 Synthetic run: N random unit vectors (512-d) plus planted near-copies (1% of them get 1-3 copies at cosine ~0.95)
-upserted into a new Milvus Lite collection; then, in a fresh process, the grouping step alone
+upserted into a new Milvus Lite collection (or, with ``--server``, written as Parquet shards and bulk-imported into
+a Milvus 2.3.5 server started for the run, as tests/milvus_server.py starts it; HNSW index); then, in a fresh
+process, the grouping step alone
 (``duplicates.find_copy_pairs``) with the verification skipped (a pair above the floor counts as a copy: there
 are no files behind synthetic rows). Reported: time, pairs found against planted, and the process's peak resident
 memory (milvus-lite 3 runs inside the Python process, so it is included).
@@ -262,40 +264,87 @@ def _rules():
 # --- synthetic: the grouping step at scale ---------------------------------------------------------------
 
 
-def synthetic_db(n: int, work: Path, seed: int) -> tuple[str, int]:
-    """A Lite db of n random unit vectors plus planted near-copies; made once per size."""
+def synthetic_batches(n: int, seed: int):
+    """n random unit vectors, 1% of them followed by 1-3 near-copies (cosine ~0.95), as stored rows in batches;
+    yields (rows, planted pairs in them). The same seed gives the same rows on every target."""
+    from imgsearch.store import now, row_id
+
+    rng = np.random.default_rng(seed)
+    i = 0
+    while i < n:
+        base = rng.standard_normal((5000, 512)).astype(np.float32)
+        vectors, planted = [base], 0
+        for p in np.flatnonzero(rng.random(len(base)) < 0.01):
+            k = int(rng.integers(1, 4))
+            noisy = base[p] / np.linalg.norm(base[p]) + rng.standard_normal((k, 512)).astype(np.float32) * 0.014
+            vectors.append(noisy)
+            planted += k * (k + 1) // 2  # pairs within the group of 1 + k
+        batch = np.concatenate(vectors)
+        batch /= np.linalg.norm(batch, axis=1, keepdims=True)
+        yield [{"id": row_id(f"/synthetic/{i + j}.jpg"), "vector": v, "path": f"/synthetic/{i + j}.jpg",
+                "size": 1, "mtime": 0.0, "content_hash": "", "width": 1, "height": 1, "owner": "",
+                "indexed_at": now()} for j, v in enumerate(batch)], planted
+        i += len(batch)
+
+
+def synthetic_lite(n: int, work: Path, seed: int) -> tuple[str, int]:
+    """A Lite db of the synthetic rows, made once per size (upserts)."""
     from imgsearch.features import VGG16Features
-    from imgsearch.store import Store, now, row_id
+    from imgsearch.store import Store
 
     uri = str(work / f"synthetic-{n}.db")
     done = work / f"synthetic-{n}.planted"
     if done.exists():
         return uri, int(done.read_text())
     shutil.rmtree(uri, ignore_errors=True)
-    rng = np.random.default_rng(seed)
-    planted = 0
+    planted = rows = 0
     t0 = time.perf_counter()
     with Store(uri) as store:
         coll = store.collection("images", VGG16Features().config())
-        i = 0
-        while i < n:
-            base = rng.standard_normal((5000, 512)).astype(np.float32)
-            vectors = [base]
-            picks = np.flatnonzero(rng.random(len(base)) < 0.01)
-            for p in picks:
-                k = int(rng.integers(1, 4))
-                noisy = base[p] / np.linalg.norm(base[p]) + rng.standard_normal((k, 512)).astype(np.float32) * 0.014
-                vectors.append(noisy)
-                planted += k * (k + 1) // 2  # pairs within the group of 1 + k
-            batch = np.concatenate(vectors)
-            batch /= np.linalg.norm(batch, axis=1, keepdims=True)
-            rows = [{"id": row_id(f"/synthetic/{i + j}.jpg"), "vector": v, "path": f"/synthetic/{i + j}.jpg",
-                     "size": 1, "mtime": 0.0, "content_hash": "", "width": 1, "height": 1, "owner": "",
-                     "indexed_at": now()} for j, v in enumerate(batch)]
-            coll.upsert(rows)
-            i += len(rows)
-        log(f"synthetic {n}: {i} rows inserted in {time.perf_counter() - t0:.0f} s")
+        for batch, pairs in synthetic_batches(n, seed):
+            coll.upsert(batch)
+            planted, rows = planted + pairs, rows + len(batch)
+    log(f"synthetic {n}: {rows} rows upserted into Milvus Lite in {time.perf_counter() - t0:.0f} s")
     done.write_text(str(planted))
+    return uri, planted
+
+
+def synthetic_server(n: int, work: Path, seed: int, uri: str) -> tuple[str, int]:
+    """The synthetic rows on a Milvus server: written as Parquet shards of 100k rows and loaded with
+    `imgsearch bulk import`'s library call (the server's bulk insert), as a large gallery would be."""
+    from imgsearch.bulk import Shard, write_manifest, write_shard
+    from imgsearch.bulk_import import import_shards
+    from imgsearch.features import VGG16Features
+    from imgsearch.store import Store
+
+    config = VGG16Features().config()
+    shards_dir = work / f"synthetic-{n}-shards"
+    shutil.rmtree(shards_dir, ignore_errors=True)
+    shards_dir.mkdir(parents=True)
+    shards, pending, planted = [], [], 0
+
+    def flush():
+        shard = Shard(f"part-{len(shards):06d}-synthetic.parquet", [])
+        meta = {"inputs": len(pending), "rows": len(pending), "not_images": 0, "failures": [], "config": config,
+                "owner": "", "worker": {}}
+        write_shard(shards_dir / shard.name, pending, config, meta)
+        shards.append(shard)
+        pending.clear()
+
+    for batch, pairs in synthetic_batches(n, seed):
+        pending += batch
+        planted += pairs
+        if len(pending) >= 100_000:
+            flush()
+    if pending:
+        flush()
+    write_manifest(shards_dir, shards, config, "", [], None)
+    t0 = time.perf_counter()
+    with Store(uri) as store:
+        summary = import_shards(store, "images", shards_dir)
+    log(f"synthetic {n}: {summary.rows_after} rows bulk-imported ({summary.method}) in "
+        f"{time.perf_counter() - t0:.0f} s")
+    shutil.rmtree(shards_dir, ignore_errors=True)
     return uri, planted
 
 
@@ -316,25 +365,62 @@ def grouping_child(uri: str):
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def _tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (a Milvus server is a few processes), from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total / 2**20
+
+
+def run_grouping(uri: str, server_pid: int | None) -> dict:
+    """The grouping child, with the server's resident memory sampled while it runs (its peak reported)."""
+    child = subprocess.Popen([sys.executable, __file__, "--grouping-child", uri], stdout=subprocess.PIPE, text=True)
+    server_peak = _tree_rss_mib(server_pid) if server_pid else 0.0
+    while child.poll() is None:
+        if server_pid:
+            server_peak = max(server_peak, _tree_rss_mib(server_pid))
+        time.sleep(2)
+    out = child.stdout.read()
+    if child.returncode:
+        sys.exit(f"the grouping step failed (exit {child.returncode})")
+    return {**json.loads(out.strip().splitlines()[-1]), "server_peak_mib": server_peak}
+
+
 def synthetic(args):
     sizes = [int(float(s.lower().replace("k", "e3").replace("m", "e6"))) for s in args.synthetic.split(",")]
     work = common.WORK_DIR / "duplicates-synthetic"
     work.mkdir(parents=True, exist_ok=True)
-    common.header("Duplicates: the grouping step over synthetic stored vectors (Milvus Lite, verification skipped)")
+    target = "Milvus 2.3.5 server, HNSW" if args.server else "Milvus Lite"
+    common.header(f"Duplicates: the grouping step over synthetic stored vectors ({target}, verification skipped)")
     rows = []
     for n in sizes:
-        uri, planted = synthetic_db(n, work, args.seed)
-        out = subprocess.run([sys.executable, __file__, "--grouping-child", uri], capture_output=True, text=True,
-                             check=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        if args.server:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+            from milvus_server import running_server
+
+            with running_server(work / f"server-{n}") as handle:
+                uri, planted = synthetic_server(n, work, args.seed, handle.uri)
+                r = run_grouping(uri, handle.pid)
+        else:
+            uri, planted = synthetic_lite(n, work, args.seed)
+            r = run_grouping(uri, None)
+        server = f"{r['server_peak_mib']:,.0f}" if args.server else "(in the process)"
         rows.append([f"{n:,} + copies", f"{r['rows']:,}", f"{r['seconds']:.0f}", f"{r['rows'] / r['seconds']:,.0f}",
                      f"{r['pairs']:,} / {planted:,}", f"{r['groups']:,}",
-                     f"{r['rss_before_mib']:.0f} -> {r['peak_rss_mib']:.0f}"])
+                     f"{r['rss_before_mib']:.0f} -> {r['peak_rss_mib']:.0f}", server])
         log(f"synthetic {n}: {r}")
     print(common.table(["stored vectors", "rows walked", "grouping (s)", "rows/s", "candidate pairs / planted",
-                        "groups", "peak RSS (MiB): collection opened -> end"], rows))
+                        "groups", "peak RSS (MiB) of the grouping process: collection opened -> end",
+                        "Milvus server's peak RSS (MiB)"], rows))
     print("\nRandom 512-d unit vectors are near-orthogonal (cosine ~0 +- 0.05), so every pair above the floor is a "
-          "planted one and the judge (the SIFT verdict on real files) is replaced by 'copy'. Insertion not included.")
+          "planted one and the judge (the SIFT verdict on real files) is replaced by 'copy'. Loading the rows is not "
+          "included.")
     common.footer()
 
 
@@ -344,6 +430,8 @@ def main(argv=None):
     parser.add_argument("--others", type=int, default=40, help="further dev originals, unedited, no copies")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--synthetic", help="sizes, e.g. 100k,1M: the grouping step over synthetic vectors")
+    parser.add_argument("--server", action="store_true",
+                        help="synthetic run on a Milvus 2.3.5 server started for it (HNSW) instead of Milvus Lite")
     parser.add_argument("--grouping-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.grouping_child:

@@ -221,7 +221,7 @@ def main(argv=None):
 
     print(f"Collection: {rows:,} rows ({len(originals)} dev originals, the rest synthetic unit vectors), Milvus Lite; "
           f"{len(queries)} distinct queries (edited copies of originals), top_k 10, default threshold; "
-          f"the copy verdict {'on' if args.verdict else 'off (--no-verdict; `verdict=false`)'} on both sides.\n")
+          f"{'with' if args.verdict else 'without (--no-verdict; `verdict=false`)'} the copy verdict, on both sides.\n")
     runs = args.cli_runs
     table_rows = [["one-shot `imgsearch search` (a process per query)", runs, runs, runs, 0, 0, "-", f"{cli_qps:.2f}",
                    f"{statistics.median(cli_seconds):.2f}", f"{max(cli_seconds):.2f}", "-", "1.0x"]]
