@@ -54,6 +54,33 @@ def _page(img: Image.Image, share=0.5) -> tuple[Image.Image, tuple[int, int, int
     return page, (300, 420, 300 + small.width, 420 + small.height)
 
 
+def _collage(images: list[Image.Image], height=300, gutter=12, colour=(240, 240, 240)):
+    """The pictures side by side at one height, on a light-grey canvas with gutters; and each tile's box."""
+    tiles = [img.convert("RGB").resize((round(height * img.width / img.height), height)) for img in images]
+    canvas = Image.new("RGB", (sum(t.width for t in tiles) + gutter * (len(tiles) + 1), height + 2 * gutter), colour)
+    boxes, x = [], gutter
+    for tile in tiles:
+        canvas.paste(tile, (x, gutter))
+        boxes.append((x, gutter, x + tile.width, gutter + height))
+        x += tile.width + gutter
+    return canvas, boxes
+
+
+def _grid(images: list[Image.Image], tile=260, gutter=10, colour=(245, 245, 245)):
+    """A 2x2 collage of square tiles (each picture cropped to a square, as collages do); and each tile's box."""
+    canvas = Image.new("RGB", (2 * tile + 3 * gutter, 2 * tile + 3 * gutter), colour)
+    boxes = []
+    for i, img in enumerate(images):
+        x, y = gutter + (i % 2) * (tile + gutter), gutter + (i // 2) * (tile + gutter)
+        canvas.paste(ImageOps.fit(img.convert("RGB"), (tile, tile)), (x, y))
+        boxes.append((x, y, x + tile, y + tile))
+    return canvas, boxes
+
+
+def _near(found, expected, size, share=0.02):
+    return all(abs(a - b) <= share * max(size) for a, b in zip(found, expected))
+
+
 # --- views --------------------------------------------------------------------------------------------
 
 
@@ -90,6 +117,38 @@ def test_more_views_turn_and_window_the_query(sample_images):
                                          round(0.75 * img.height) - round(0.25 * img.height))
     assert set(more) == {"turned-90", "turned-180", "turned-270", "centre", "top-left", "top-right",
                          "bottom-left", "bottom-right"}
+
+
+def test_a_page_has_one_region_around_its_photo(sample_images):
+    page, box = _page(_copy(sample_images["chelsea"]), 0.45)
+    page = _copy(page)
+    (found,) = views.picture_regions(page)
+    assert _near(found, box, page.size), (found, box)
+    regions = [v for v in views.first_views(page) if v.region]
+    assert [v.name for v in regions] == ["region-1"]
+    assert regions[0].box == pytest.approx([c / s for c, s in zip(found, page.size * 2)])
+
+
+def test_a_collage_has_one_region_per_tile(sample_images):
+    grid, boxes = _grid([sample_images[n] for n in ("astronaut", "coffee", "camera", "rocket")])
+    found = views.picture_regions(_copy(grid))
+    assert len(found) == 4
+    assert all(any(_near(f, b, grid.size) for f in found) for b in boxes), (found, boxes)
+    row, boxes = _collage([sample_images[n] for n in ("chelsea", "coins", "moon")])
+    found = views.picture_regions(_copy(row))
+    assert sorted(found) == sorted(found, key=lambda b: b[0]) and len(found) == 3
+    assert all(_near(f, b, row.size) for f, b in zip(sorted(found), boxes)), (found, boxes)
+
+
+def test_photos_that_fill_the_picture_have_no_regions(sample_images):
+    """Not even a round picture on black (retina), a night sky with a bright spot (moon), or a cat on a
+    plain wall: only rectangles on a background that most of the border shares."""
+    for name, img in sample_images.items():
+        assert views.picture_regions(_copy(img)) == [], name
+    # Nor a framed photo's picture: that is the frame-cut view.
+    framed, _ = _framed(sample_images["coffee"], (255, 255, 255))
+    assert [v.name for v in views.first_views(_copy(framed))] == ["picture", "frame-cut"]
+    assert views.picture_regions(Image.new("RGB", (400, 300), (255, 255, 255))) == []
 
 
 # --- geometric verification and its evidence ------------------------------------------------------------
