@@ -36,6 +36,9 @@ DEFAULT_THRESHOLD = 0.80
 # the picture upright and whole (benchmarks/RESULTS.md); the further views only need to bring up what they add.
 FIRST_CANDIDATES = 6
 MORE_CANDIDATES = 2
+# A picture found inside the query (a page's photo, a collage's tile) is the original nearly whole, as a crop or
+# a framed copy is, whose original is among the picture's first two neighbours; a collage has up to four.
+REGION_CANDIDATES = 3
 
 
 @dataclass
@@ -178,8 +181,11 @@ def _match(rank: int, hit: Hit, similarity: float, distance: float, verdict=None
 @dataclass
 class _Candidate:
     hit: Hit
-    similarity: float
+    similarity: float  # the best over the views that found it
     view: str
+    whole_view: str = ""  # the best of the views of the whole query that found it ("": only regions did)
+    whole_similarity: float = 0.0
+    regions: dict = field(default_factory=dict)  # region view name -> (its box, its similarity)
 
 
 def _search_with_verdict(collection, embedder, sources, top_k, offset, page, threshold, max_distance, owner,
@@ -242,31 +248,56 @@ def _embed_views(embedder, views_per_query, batch_size) -> list:
 
 
 def _candidates(collection, views_per_query, vectors_per_query, limit, owner) -> list[dict]:
-    """For each query, {stored id: best _Candidate} over the nearest ``limit`` images of each of its views."""
+    """For each query, {stored id: _Candidate} over the nearest ``limit`` images of each of its views
+    (REGION_CANDIDATES of a region view), with the views that found each."""
     flat = [vector for vectors in vectors_per_query for vector in vectors]
-    hits = collection.search(flat, top_k=limit, owner=owner) if flat else []
+    hits = collection.search(flat, top_k=max(limit, REGION_CANDIDATES), owner=owner) if flat else []
     out, position = [], 0
     for query_views in views_per_query:
         candidates: dict[str, _Candidate] = {}
         for view, view_hits in zip(query_views, hits[position : position + len(query_views)]):
-            for hit in view_hits:
+            for hit in view_hits[: REGION_CANDIDATES if view.region else limit]:
                 similarity = float(hit.distance)
-                if hit.id not in candidates or similarity > candidates[hit.id].similarity:
-                    candidates[hit.id] = _Candidate(hit, similarity, view.name)
+                candidate = candidates.setdefault(hit.id, _Candidate(hit, similarity, view.name))
+                if similarity > candidate.similarity:
+                    candidate.hit, candidate.similarity, candidate.view = hit, similarity, view.name
+                if view.region:
+                    candidate.regions[view.name] = (view.box, similarity)
+                elif similarity > candidate.whole_similarity:
+                    candidate.whole_view, candidate.whole_similarity = view.name, similarity
         position += len(query_views)
         out.append(candidates)
     return out
 
 
 def _judge(pool, verifier, features, candidates: dict, judged: dict) -> dict:
-    """{id: (candidate, verdict, evidence)} for the candidates not judged yet."""
+    """{id: (candidate, verdict, evidence)} for the candidates not judged yet.
+
+    A candidate that a picture inside the query found is checked with that picture's own keypoints first (in a
+    page, its text would take most of the query's), then with the whole query's; geometry is preferred to the
+    low-texture cosine rule, whichever check it came from."""
     todo = [c for key, c in candidates.items() if key not in judged]
+    boxes = {box for c in todo for box, _ in c.regions.values()}
+    regions = dict(zip(boxes, pool.map(features.region, boxes)))  # each picture's keypoints once
 
     def one(candidate):
-        verdict, evidence = verifier.judge(features, candidate.hit.entity.get("path", ""), candidate.similarity)
-        if evidence is not None:
-            evidence["view"] = candidate.view
-        return candidate.hit.id, (candidate, verdict, evidence)
+        path = candidate.hit.entity.get("path", "")
+        checks = sorted(candidate.regions.items(), key=lambda item: -item[1][1])
+        tries = [(name, regions[box], similarity) for name, (box, similarity) in checks]
+        # The whole query too; when only a picture inside it found the candidate, by geometry alone (similarity
+        # 0: no cosine rule, no mirrored try, which that picture's own check made).
+        tries.append((candidate.whole_view or candidate.view, features, candidate.whole_similarity))
+        found = None
+        for view, query, similarity in tries:
+            verdict, evidence = verifier.judge(query, path, similarity)
+            if verdict == COPY:
+                evidence["view"] = view
+                if evidence["method"] == "geometry":
+                    return candidate.hit.id, (candidate, verdict, evidence)
+                found = found or evidence
+        if found is not None:
+            return candidate.hit.id, (candidate, COPY, found)
+        return candidate.hit.id, (candidate, SIMILAR, None)
 
     return dict(pool.map(one, todo))
 

@@ -221,6 +221,26 @@ def test_a_page_says_where_the_original_sits(sample_images, originals):
     assert evidence["scale"] == pytest.approx(500 / sample_images["coffee"].width, rel=0.05)
 
 
+def test_a_photo_in_a_page_is_verified_on_its_own_and_told_in_the_page_s_terms(sample_images, originals):
+    page, box = _page(sample_images["coffee"], 0.3)
+    page = _copy(page)
+    (region,) = views.picture_regions(page)
+    fraction = tuple(c / s for c, s in zip(region, page.size * 2))
+    whole = verdict.QueryFeatures(page, page.size)
+    part = whole.region(fraction)
+    assert part.full_size == (region[2] - region[0], region[3] - region[1]) and whole.region(fraction) is part
+    found, evidence = verdict.Verifier().judge(part, str(originals["coffee"]), 0.6)
+    assert found == verdict.COPY and evidence["method"] == "geometry"
+    expected = [box[0] / page.width, box[1] / page.height, box[2] / page.width, box[3] / page.height]
+    assert evidence["original_in_copy"] == pytest.approx(expected, abs=0.02)
+    assert evidence["copy_covered"] == pytest.approx((expected[2] - expected[0]) * (expected[3] - expected[1]),
+                                                     abs=0.01)
+    assert evidence["scale"] == pytest.approx(300 / sample_images["coffee"].width, rel=0.05)
+    # The page's own keypoints are mostly its text's: the photo alone has more agreeing ones.
+    fit = verdict.verify(whole, verdict.Verifier().stored(str(originals["coffee"])))
+    assert fit is None or fit.inliers < evidence["inliers"]
+
+
 def test_a_downscaled_recompressed_copy(sample_images, originals):
     img = sample_images["coffee"]
     small = img.resize((img.width * 3 // 10, img.height * 3 // 10), Image.Resampling.LANCZOS)
@@ -313,8 +333,23 @@ def test_edited_copies_are_found_first_as_copies(coll, vgg, sample_images):
         assert [m.rank for m in result.results] == list(range(1, len(result.results) + 1))
 
 
+def test_a_collage_finds_its_tile_s_original_as_a_copy(coll, vgg, sample_images):
+    row, boxes = _collage([sample_images[n] for n in ("motorcycle", "chelsea", "cell")])
+    (result,) = search_images(coll, vgg, [(jpeg_bytes(row, 85), "collage")], top_k=5)
+    copies = [m for m in result.results if m.match == "copy"]
+    assert [m.path.rsplit("/", 1)[1] for m in copies] == ["chelsea.jpg"], result.results
+    evidence = copies[0].evidence
+    assert evidence["method"] == "geometry" and evidence["view"].startswith("region-")
+    x0, y0, x1, y1 = boxes[1]
+    assert evidence["original_in_copy"] == pytest.approx(
+        [x0 / row.width, y0 / row.height, x1 / row.width, y1 / row.height], abs=0.02)
+
+
 def test_unrelated_photos_are_only_similar(coll, vgg, sample_images):
     queries = [(jpeg_bytes(sample_images[name], 85), name) for name in UNRELATED]
+    # Pasted into a page and side by side in a collage: looked at region by region, still only similar.
+    queries.append((jpeg_bytes(_page(sample_images["motorcycle"], 0.5)[0], 85), "page"))
+    queries.append((jpeg_bytes(_collage([sample_images[n] for n in UNRELATED])[0], 85), "collage"))
     for result in search_images(coll, vgg, queries, top_k=10):
         assert result.results and all(m.match == "similar" for m in result.results), result.query
 
