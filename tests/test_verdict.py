@@ -241,6 +241,16 @@ def test_a_photo_in_a_page_is_verified_on_its_own_and_told_in_the_page_s_terms(s
     assert fit is None or fit.inliers < evidence["inliers"]
 
 
+def test_stored_files_judged_against_each_other_are_whole_queries(sample_images, originals, tmp_path):
+    """duplicates puts a stored file in the query's place, without a region box: its evidence is told as is."""
+    from imgsearch.duplicates import FileJudge
+
+    copy = tmp_path / "coffee-framed.jpg"
+    copy.write_bytes(jpeg_bytes(_framed(sample_images["coffee"], (255, 255, 255))[0], 85))
+    found, evidence = FileJudge()({"path": str(copy)}, {"path": str(originals["coffee"])}, 0.9)
+    assert found == verdict.COPY and evidence["copy_covered"] == pytest.approx(1 / 1.24 ** 2, abs=0.03)
+
+
 def test_a_downscaled_recompressed_copy(sample_images, originals):
     img = sample_images["coffee"]
     small = img.resize((img.width * 3 // 10, img.height * 3 // 10), Image.Resampling.LANCZOS)
