@@ -236,7 +236,8 @@ def recording_verifier():
             return features
 
         def judge(self, query, path, similarity):
-            local.query, local.path, local.similarity = query.index, path, similarity
+            # A region of a query (a page's photo) is recorded as its query.
+            local.query, local.path, local.similarity = query.whole.index, path, similarity
             return super().judge(query, path, similarity)
 
     return Recording(), fits

@@ -6,9 +6,10 @@ unrelated photos) and ``distance`` is 1 - similarity; for pHash, ``distance`` is
 and ``similarity`` is 1 - distance/64.
 
 How the verdict is reached (``verify=True``, the default for VGG16 collections): the query is looked at in a few
-views (``views.first_views``: the picture, and the picture without a uniform frame); the nearest stored images
-of each view are candidates, and each candidate is checked against the query with local features
-(``verdict.Verifier``). Only when that finds no copy are the query's turned and windowed views searched too
+views (``views.first_views``: the picture, the picture without a uniform frame, and the pictures inside it: a
+page's photo, a collage's tiles); the nearest stored images of each view are candidates, and each candidate is
+checked against the query with local features (``verdict.Verifier``), and against the picture inside the query
+that found it, if one did. Only when that finds no copy are the query's turned and windowed views searched too
 (``views.more_views``), for copies that are rotated, tilted or pasted into a page. Copies come first on page 1;
 the page's ranked neighbours follow as "similar", minus the copies, cut at the threshold.
 """
@@ -36,6 +37,9 @@ DEFAULT_THRESHOLD = 0.80
 # the picture upright and whole (benchmarks/RESULTS.md); the further views only need to bring up what they add.
 FIRST_CANDIDATES = 6
 MORE_CANDIDATES = 2
+# A picture found inside the query (a page's photo, a collage's tile) is the original nearly whole, as a crop or
+# a framed copy is, whose original is among the picture's first two neighbours; a collage has up to four.
+REGION_CANDIDATES = 3
 
 
 @dataclass
@@ -178,8 +182,11 @@ def _match(rank: int, hit: Hit, similarity: float, distance: float, verdict=None
 @dataclass
 class _Candidate:
     hit: Hit
-    similarity: float
+    similarity: float  # the best over the views that found it
     view: str
+    whole_view: str = ""  # the best of the views of the whole query that found it ("": only regions did)
+    whole_similarity: float = 0.0
+    regions: dict = field(default_factory=dict)  # region view name -> (its box, its similarity)
 
 
 def _search_with_verdict(collection, embedder, sources, top_k, offset, page, threshold, max_distance, owner,
@@ -243,33 +250,64 @@ def _embed_views(embedder, views_per_query, batch_size) -> list:
 
 
 def _candidates(collection, views_per_query, vectors_per_query, limit, owner) -> list[dict]:
-    """For each query, {stored id: best _Candidate} over the nearest ``limit`` images of each of its views."""
+    """For each query, {stored id: _Candidate} over the nearest ``limit`` images of each of its views
+    (REGION_CANDIDATES of a region view), with the views that found each."""
     flat = [vector for vectors in vectors_per_query for vector in vectors]
-    hits = collection.search(flat, top_k=limit, owner=owner) if flat else []
+    hits = collection.search(flat, top_k=max(limit, REGION_CANDIDATES), owner=owner) if flat else []
     out, position = [], 0
     for query_views in views_per_query:
         candidates: dict[str, _Candidate] = {}
         for view, view_hits in zip(query_views, hits[position : position + len(query_views)]):
-            for hit in view_hits:
+            for hit in view_hits[: REGION_CANDIDATES if view.region else limit]:
                 similarity = float(hit.distance)
-                if hit.id not in candidates or similarity > candidates[hit.id].similarity:
-                    candidates[hit.id] = _Candidate(hit, similarity, view.name)
+                candidate = candidates.setdefault(hit.id, _Candidate(hit, similarity, view.name))
+                if similarity > candidate.similarity:
+                    candidate.hit, candidate.similarity, candidate.view = hit, similarity, view.name
+                if view.region:
+                    candidate.regions[view.name] = (view.box, similarity)
+                elif similarity > candidate.whole_similarity:
+                    candidate.whole_view, candidate.whole_similarity = view.name, similarity
         position += len(query_views)
         out.append(candidates)
     return out
 
 
 def _judge(pool, verifier, features: list, candidates: list[dict], judged: list[dict]) -> list[dict]:
-    """For each query: {id: (candidate, verdict, evidence)} for its candidates not judged yet."""
+    """For each query: {id: (candidate, verdict, evidence)} for its candidates not judged yet.
+
+    A candidate that a picture inside the query found is checked with that picture's own keypoints first (in a
+    page, its text would take most of the query's), then with the whole query's; geometry is preferred to the
+    low-texture cosine rule, whichever check it came from."""
     todo = [(n, c) for n, (found, done) in enumerate(zip(candidates, judged)) for key, c in found.items()
             if key not in done]
+    boxes = list({(n, box) for n, c in todo for box, _ in c.regions.values()})
+    # Each picture's keypoints once.
+    regions = dict(zip(boxes, pool.map(lambda nb: features[nb[0]].region(nb[1]), boxes)))
 
     def one(task):
         n, candidate = task
-        verdict, evidence = verifier.judge(features[n], candidate.hit.entity.get("path", ""), candidate.similarity)
-        if evidence is not None:
-            evidence["view"] = candidate.view
-        return n, candidate.hit.id, (candidate, verdict, evidence)
+        path = candidate.hit.entity.get("path", "")
+        checks = sorted(candidate.regions.items(), key=lambda item: -item[1][1])
+        tries = [(name, regions[(n, box)], similarity) for name, (box, similarity) in checks]
+        # The whole query too; when only a picture inside it found the candidate, by geometry alone (similarity
+        # 0: no cosine rule, no mirrored try, which that picture's own check made).
+        tries.append((candidate.whole_view or candidate.view, features[n], candidate.whole_similarity))
+        found = None
+        for view, query, similarity in tries:
+            verdict, evidence = verifier.judge(query, path, similarity)
+            if verdict == COPY:
+                evidence["view"] = view
+                if evidence["method"] == "geometry":
+                    return n, candidate.hit.id, (candidate, verdict, evidence)
+                found = found or evidence
+        if found is not None:
+            return n, candidate.hit.id, (candidate, COPY, found)
+        return n, candidate.hit.id, (candidate, SIMILAR, None)
+
+    out: list[dict] = [{} for _ in candidates]
+    for n, key, outcome in pool.map(one, todo):
+        out[n][key] = outcome
+    return out
 
     out: list[dict] = [{} for _ in candidates]
     for n, key, outcome in pool.map(one, todo):

@@ -88,14 +88,37 @@ def local_features(
     return LocalFeatures(points, descriptors, work.size, full_size or image.size)
 
 
-class QueryFeatures:
-    """A query's keypoints, and its mirror image's, computed when first needed."""
+WHOLE = (0.0, 0.0, 1.0, 1.0)
 
-    def __init__(self, image: Image.Image, full_size: tuple[int, int]):
+
+class QueryFeatures:
+    """A query's keypoints, and its mirror image's, computed when first needed; or those of one part of it
+    (``region``), which tell their evidence in the whole query's terms."""
+
+    def __init__(self, image: Image.Image, full_size: tuple[int, int],
+                 box: tuple[float, float, float, float] = WHOLE):
         self.image = image
         self.full_size = full_size
+        self.box = box  # the part of the whole query these keypoints are of, as fractions of it
+        self.whole = self
         self.plain = local_features(image, full_size, QUERY_SIDE, QUERY_KEYPOINTS)
         self._mirrored: LocalFeatures | None = None
+        self._regions: dict[tuple, QueryFeatures] = {}
+
+    def region(self, box: tuple[float, float, float, float]) -> QueryFeatures:
+        """Keypoints of one part of the query (a photo in a page, a collage's tile) at the query's detail: the
+        rest (a page's text) takes none of the keypoints, and a small photo is not shrunk with its page."""
+        if box == WHOLE:
+            return self
+        if box not in self._regions:
+            w, h = self.image.size
+            crop = self.image.crop((round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)))
+            fw, fh = self.full_size
+            full = (max(1, round((box[2] - box[0]) * fw)), max(1, round((box[3] - box[1]) * fh)))
+            part = QueryFeatures(crop, full, box)
+            part.whole = self
+            self._regions[box] = part
+        return self._regions[box]
 
     @property
     def mirrored(self) -> LocalFeatures:
@@ -250,6 +273,20 @@ def describe(e: dict) -> str:
     return f"{summary}; {e['inliers']} matching keypoints agree"
 
 
+def _in_whole_query(e: dict, box: tuple[float, float, float, float]) -> dict:
+    """Evidence from one part of the query, told in the whole query's terms: where the original sits in it, and
+    how much of it the original covers."""
+    if box == WHOLE:
+        return e
+    x0, y0, x1, y1 = box
+    px0, py0, px1, py1 = e["original_in_copy"]
+    e["original_in_copy"] = [round(x0 + px0 * (x1 - x0), 3), round(y0 + py0 * (y1 - y0), 3),
+                             round(x0 + px1 * (x1 - x0), 3), round(y0 + py1 * (y1 - y0), 3)]
+    e["copy_covered"] = round(e["copy_covered"] * (x1 - x0) * (y1 - y0), 3)
+    e["summary"] = describe(e)
+    return e
+
+
 class Verifier:
     """Decides copy or similar for (query, stored file) pairs; stored files' keypoints are cached by path,
     size and mtime, so a long-lived process (serve, duplicates) reads each file once."""
@@ -292,7 +329,9 @@ class Verifier:
         if stored is not None:
             fit = verify(query, stored, try_mirrored=similarity >= MIRROR_SIMILARITY)
             if fit is not None:
-                return COPY, evidence(fit, query.plain if not fit.mirrored else query.mirrored, stored, similarity)
+                found = evidence(fit, query.plain if not fit.mirrored else query.mirrored, stored, similarity)
+                # A query without a box (duplicates puts a stored file in the query's place) is a whole one.
+                return COPY, _in_whole_query(found, getattr(query, "box", WHOLE))
             if min(len(stored.points), len(query.plain.points)) >= FEW_KEYPOINTS:
                 return SIMILAR, None  # enough texture to tell, and the geometry says no
         if similarity >= COPY_SIMILARITY:

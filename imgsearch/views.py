@@ -3,10 +3,12 @@
 A copy may be the original turned, framed, cropped, or pasted into a page. Stored images keep one vector each
 (nothing to re-index, one row per image); the *query* is looked at several ways instead, in two rounds:
 
-- first: the picture itself, and the picture with a uniform frame cut away (any colour: a grey window, a white
-  mat), when it has one;
+- first: the picture itself, the picture with a uniform frame cut away (any colour: a grey window, a white
+  mat), when it has one, and each picture found inside it (``picture_regions``: the photos of a page among its
+  text, the tiles of a collage), when it is made of pictures;
 - more, only when the first round verified no copy: the picture turned by 90, 180 and 270 degrees, its centre
-  half (a tilted copy without its corners), and four corner windows of 60% (a photo inside a page or a collage).
+  half (a tilted copy without its corners), and four corner windows of 60% (a photo inside a page or a collage
+  that ``picture_regions`` did not make out).
 
 Each view records where it came from (a box of the query, a rotation) so that evidence can be told in the
 query's own terms.
@@ -44,6 +46,21 @@ WINDOWS = (
 )
 ROTATIONS = (90, 180, 270)  # counterclockwise, as PIL turns pictures
 
+# Pictures inside a page or a collage: solid blocks that differ from the background (the colour most of the
+# border has). A pixel is background within this many levels on every channel (JPEG moves flat colours by a few).
+REGION_TOLERANCE = 12
+REGION_BORDER_SHARE = 0.6  # no background unless this share of the border pixels has its colour
+# Thin things (lines of text, rules, captions) are removed by an opening with a square this share of the longest
+# side (5 px at 256): text sampled on every k-th pixel is a scatter of dots, a picture a solid block.
+REGION_OPENING = 0.02
+REGION_MIN_SIDE = 0.12  # a region spans at least this share of each side of the query
+# Its outline fills this share of its box: a photo whose own edge is partly background-coloured (a white wall on
+# a white page) leaves notches in it; a cut-out object on a plain background leaves more.
+REGION_MIN_FILL = 0.65
+REGION_SIDE_SHARE = 0.7  # and runs straight along at least three sides of its box (see _straight_sides)
+REGION_MAX_SIDE = 0.9  # a block spanning this much of both sides is the picture itself (the frame-cut view)
+MAX_REGIONS = 4
+
 
 @dataclass
 class View:
@@ -51,15 +68,26 @@ class View:
     image: Image.Image
     box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # the part of the query this view shows
     rotation: int = 0  # degrees the view is turned from the query, counterclockwise
+    region: bool = False  # a picture found inside the query: its candidates are checked with its own keypoints
 
 
 def first_views(image: Image.Image) -> list[View]:
-    """The picture, plus the picture without its uniform frame when it has one."""
+    """The picture, plus the picture without its uniform frame when it has one, plus each picture inside it.
+
+    The pictures inside (a page's photos, a collage's tiles) are looked at in this round, not the next: a photo
+    that fills the query has none (none of 534 dev photos had one), so they cost a model pass only to queries
+    that are made of pictures, and they find those queries' originals before the eight views of the next round.
+    """
+    w, h = image.size
     views = [View("picture", image)]
-    box = uniform_frame_box(image)
-    if box is not None:
-        w, h = image.size
-        views.append(View("frame-cut", image.crop(box), (box[0] / w, box[1] / h, box[2] / w, box[3] / h)))
+    frame = uniform_frame_box(image)
+    if frame is not None:
+        views.append(View("frame-cut", image.crop(frame), (frame[0] / w, frame[1] / h, frame[2] / w, frame[3] / h)))
+    for i, box in enumerate(picture_regions(image)):
+        if frame is not None and _overlap(box, frame) > 0.8:
+            continue  # the framed picture itself: the frame-cut view shows it already
+        views.append(View(f"region-{i + 1}", image.crop(box), (box[0] / w, box[1] / h, box[2] / w, box[3] / h),
+                          region=True))
     return views
 
 
@@ -71,6 +99,73 @@ def more_views(image: Image.Image) -> list[View]:
         crop = image.crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
         views.append(View(name, crop, (x0, y0, x1, y1)))
     return views
+
+
+def picture_regions(image: Image.Image, max_regions: int = MAX_REGIONS) -> list[tuple[int, int, int, int]]:
+    """(left, top, right, bottom) of each rectangular picture inside the query, largest first: the photos of a
+    page among its text, the tiles of a collage between its gutters. No region for a photo that fills the query (its
+    border has no single colour), nor for a picture that is nearly all of it (that is the frame-cut view)."""
+    import cv2
+
+    step = max(1, -(-max(image.size) // FRAME_SIDE))
+    arr = np.asarray(image.convert("RGB"))[::step, ::step].astype(np.int16)
+    h, w = arr.shape[:2]
+    if h < 16 or w < 16:
+        return []
+    border = np.concatenate([arr[0], arr[-1], arr[1:-1, 0], arr[1:-1, -1]])
+    background = _dominant_colour(border)
+    if (np.abs(border - background) <= REGION_TOLERANCE).all(axis=1).mean() < REGION_BORDER_SHARE:
+        return []
+    mask = (np.abs(arr - background) > REGION_TOLERANCE).any(axis=2).astype(np.uint8)
+    side = max(3, round(REGION_OPENING * max(h, w)))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((side, side), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+    found = []
+    for label in range(1, count):
+        x, y, bw, bh, _ = stats[label]
+        if bw < REGION_MIN_SIDE * w or bh < REGION_MIN_SIDE * h:
+            continue
+        if bw > REGION_MAX_SIDE * w and bh > REGION_MAX_SIDE * h:
+            continue
+        if (x == 0) + (y == 0) + (x + bw == w) + (y + bh == h) > 1:
+            continue  # part of a photo whose edge has the "background" colour (a sky); a picture cut off by one
+            # edge of the page still counts
+        # The outline's area, holes included: a photo's own flat patches (a white sky) are no gaps in it.
+        outline = (labels[y : y + bh, x : x + bw] == label).astype(np.uint8)
+        contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        filled = np.zeros_like(outline)
+        cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+        if filled.sum() < REGION_MIN_FILL * bw * bh or _straight_sides(filled) < 3:
+            continue
+        found.append((int(bw * bh), (x, y, x + bw, y + bh)))
+    found.sort(key=lambda f: (-f[0], f[1][1], f[1][0]))
+    return [
+        (int(x0 * step), int(y0 * step), int(min(x1 * step, image.width)), int(min(y1 * step, image.height)))
+        for _, (x0, y0, x1, y1) in found[:max_regions]
+    ]
+
+
+def _overlap(a: tuple, b: tuple) -> float:
+    """Intersection over union of two boxes."""
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union else 0.0
+
+
+def _straight_sides(block: np.ndarray, share: float = REGION_SIDE_SHARE) -> int:
+    """How many sides of a component's box the component runs along (for this share of the side, in one of the
+    two outermost lines): 4 for a pasted photo, 3 when one edge of it fades into the background, few for a blob."""
+    sides = (block[:2], block[-2:], block[:, :2].T, block[:, -2:].T)
+    return sum(int(side.mean(axis=1).max() >= share) for side in sides)
+
+
+def _dominant_colour(pixels: np.ndarray) -> np.ndarray:
+    """The median of the pixels in the most common coarse colour bin (32 levels a channel)."""
+    bins = pixels // 32
+    keys = bins[:, 0] * 64 + bins[:, 1] * 8 + bins[:, 2]
+    values, counts = np.unique(keys, return_counts=True)
+    return np.median(pixels[keys == values[np.argmax(counts)]], axis=0)
 
 
 def uniform_frame_box(

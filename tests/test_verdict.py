@@ -54,6 +54,33 @@ def _page(img: Image.Image, share=0.5) -> tuple[Image.Image, tuple[int, int, int
     return page, (300, 420, 300 + small.width, 420 + small.height)
 
 
+def _collage(images: list[Image.Image], height=300, gutter=12, colour=(240, 240, 240)):
+    """The pictures side by side at one height, on a light-grey canvas with gutters; and each tile's box."""
+    tiles = [img.convert("RGB").resize((round(height * img.width / img.height), height)) for img in images]
+    canvas = Image.new("RGB", (sum(t.width for t in tiles) + gutter * (len(tiles) + 1), height + 2 * gutter), colour)
+    boxes, x = [], gutter
+    for tile in tiles:
+        canvas.paste(tile, (x, gutter))
+        boxes.append((x, gutter, x + tile.width, gutter + height))
+        x += tile.width + gutter
+    return canvas, boxes
+
+
+def _grid(images: list[Image.Image], tile=260, gutter=10, colour=(245, 245, 245)):
+    """A 2x2 collage of square tiles (each picture cropped to a square, as collages do); and each tile's box."""
+    canvas = Image.new("RGB", (2 * tile + 3 * gutter, 2 * tile + 3 * gutter), colour)
+    boxes = []
+    for i, img in enumerate(images):
+        x, y = gutter + (i % 2) * (tile + gutter), gutter + (i // 2) * (tile + gutter)
+        canvas.paste(ImageOps.fit(img.convert("RGB"), (tile, tile)), (x, y))
+        boxes.append((x, y, x + tile, y + tile))
+    return canvas, boxes
+
+
+def _near(found, expected, size, share=0.02):
+    return all(abs(a - b) <= share * max(size) for a, b in zip(found, expected))
+
+
 # --- views --------------------------------------------------------------------------------------------
 
 
@@ -90,6 +117,38 @@ def test_more_views_turn_and_window_the_query(sample_images):
                                          round(0.75 * img.height) - round(0.25 * img.height))
     assert set(more) == {"turned-90", "turned-180", "turned-270", "centre", "top-left", "top-right",
                          "bottom-left", "bottom-right"}
+
+
+def test_a_page_has_one_region_around_its_photo(sample_images):
+    page, box = _page(_copy(sample_images["chelsea"]), 0.45)
+    page = _copy(page)
+    (found,) = views.picture_regions(page)
+    assert _near(found, box, page.size), (found, box)
+    regions = [v for v in views.first_views(page) if v.region]
+    assert [v.name for v in regions] == ["region-1"]
+    assert regions[0].box == pytest.approx([c / s for c, s in zip(found, page.size * 2)])
+
+
+def test_a_collage_has_one_region_per_tile(sample_images):
+    grid, boxes = _grid([sample_images[n] for n in ("astronaut", "coffee", "camera", "rocket")])
+    found = views.picture_regions(_copy(grid))
+    assert len(found) == 4
+    assert all(any(_near(f, b, grid.size) for f in found) for b in boxes), (found, boxes)
+    row, boxes = _collage([sample_images[n] for n in ("chelsea", "coins", "moon")])
+    found = views.picture_regions(_copy(row))
+    assert sorted(found) == sorted(found, key=lambda b: b[0]) and len(found) == 3
+    assert all(_near(f, b, row.size) for f, b in zip(sorted(found), boxes)), (found, boxes)
+
+
+def test_photos_that_fill_the_picture_have_no_regions(sample_images):
+    """Not even a round picture on black (retina), a night sky with a bright spot (moon), or a cat on a
+    plain wall: only rectangles on a background that most of the border shares."""
+    for name, img in sample_images.items():
+        assert views.picture_regions(_copy(img)) == [], name
+    # Nor a framed photo's picture: that is the frame-cut view.
+    framed, _ = _framed(sample_images["coffee"], (255, 255, 255))
+    assert [v.name for v in views.first_views(_copy(framed))] == ["picture", "frame-cut"]
+    assert views.picture_regions(Image.new("RGB", (400, 300), (255, 255, 255))) == []
 
 
 # --- geometric verification and its evidence ------------------------------------------------------------
@@ -160,6 +219,36 @@ def test_a_page_says_where_the_original_sits(sample_images, originals):
     expected = [x0 / page.width, y0 / page.height, x1 / page.width, y1 / page.height]
     assert evidence["original_in_copy"] == pytest.approx(expected, abs=0.02)
     assert evidence["scale"] == pytest.approx(500 / sample_images["coffee"].width, rel=0.05)
+
+
+def test_a_photo_in_a_page_is_verified_on_its_own_and_told_in_the_page_s_terms(sample_images, originals):
+    page, box = _page(sample_images["coffee"], 0.3)
+    page = _copy(page)
+    (region,) = views.picture_regions(page)
+    fraction = tuple(c / s for c, s in zip(region, page.size * 2))
+    whole = verdict.QueryFeatures(page, page.size)
+    part = whole.region(fraction)
+    assert part.full_size == (region[2] - region[0], region[3] - region[1]) and whole.region(fraction) is part
+    found, evidence = verdict.Verifier().judge(part, str(originals["coffee"]), 0.6)
+    assert found == verdict.COPY and evidence["method"] == "geometry"
+    expected = [box[0] / page.width, box[1] / page.height, box[2] / page.width, box[3] / page.height]
+    assert evidence["original_in_copy"] == pytest.approx(expected, abs=0.02)
+    assert evidence["copy_covered"] == pytest.approx((expected[2] - expected[0]) * (expected[3] - expected[1]),
+                                                     abs=0.01)
+    assert evidence["scale"] == pytest.approx(300 / sample_images["coffee"].width, rel=0.05)
+    # The page's own keypoints are mostly its text's: the photo alone has more agreeing ones.
+    fit = verdict.verify(whole, verdict.Verifier().stored(str(originals["coffee"])))
+    assert fit is None or fit.inliers < evidence["inliers"]
+
+
+def test_stored_files_judged_against_each_other_are_whole_queries(sample_images, originals, tmp_path):
+    """duplicates puts a stored file in the query's place, without a region box: its evidence is told as is."""
+    from imgsearch.duplicates import FileJudge
+
+    copy = tmp_path / "coffee-framed.jpg"
+    copy.write_bytes(jpeg_bytes(_framed(sample_images["coffee"], (255, 255, 255))[0], 85))
+    found, evidence = FileJudge()({"path": str(copy)}, {"path": str(originals["coffee"])}, 0.9)
+    assert found == verdict.COPY and evidence["copy_covered"] == pytest.approx(1 / 1.24 ** 2, abs=0.03)
 
 
 def test_a_downscaled_recompressed_copy(sample_images, originals):
@@ -254,8 +343,23 @@ def test_edited_copies_are_found_first_as_copies(coll, vgg, sample_images):
         assert [m.rank for m in result.results] == list(range(1, len(result.results) + 1))
 
 
+def test_a_collage_finds_its_tile_s_original_as_a_copy(coll, vgg, sample_images):
+    row, boxes = _collage([sample_images[n] for n in ("motorcycle", "chelsea", "cell")])
+    (result,) = search_images(coll, vgg, [(jpeg_bytes(row, 85), "collage")], top_k=5)
+    copies = [m for m in result.results if m.match == "copy"]
+    assert [m.path.rsplit("/", 1)[1] for m in copies] == ["chelsea.jpg"], result.results
+    evidence = copies[0].evidence
+    assert evidence["method"] == "geometry" and evidence["view"].startswith("region-")
+    x0, y0, x1, y1 = boxes[1]
+    assert evidence["original_in_copy"] == pytest.approx(
+        [x0 / row.width, y0 / row.height, x1 / row.width, y1 / row.height], abs=0.02)
+
+
 def test_unrelated_photos_are_only_similar(coll, vgg, sample_images):
     queries = [(jpeg_bytes(sample_images[name], 85), name) for name in UNRELATED]
+    # Pasted into a page and side by side in a collage: looked at region by region, still only similar.
+    queries.append((jpeg_bytes(_page(sample_images["motorcycle"], 0.5)[0], 85), "page"))
+    queries.append((jpeg_bytes(_collage([sample_images[n] for n in UNRELATED])[0], 85), "collage"))
     for result in search_images(coll, vgg, queries, top_k=10):
         assert result.results and all(m.match == "similar" for m in result.results), result.query
 
