@@ -342,8 +342,14 @@ def synthetic_server(n: int, work: Path, seed: int, uri: str) -> tuple[str, int]
     t0 = time.perf_counter()
     with Store(uri) as store:
         summary = import_shards(store, "images", shards_dir)
-    log(f"synthetic {n}: {summary.rows_after} rows bulk-imported ({summary.method}) in "
-        f"{time.perf_counter() - t0:.0f} s")
+        log(f"synthetic {n}: {summary.rows_after} rows bulk-imported ({summary.method}) in "
+            f"{time.perf_counter() - t0:.0f} s")
+        # The server counts imported rows before it has indexed them; a gallery's index is built long before
+        # anyone looks for duplicates, so the grouping waits for it.
+        name = store.client.list_indexes("images")[0]
+        while store.client.describe_index("images", name).get("indexed_rows", 0) < summary.rows_after:
+            time.sleep(2)
+        log(f"synthetic {n}: HNSW index built {time.perf_counter() - t0:.0f} s after the import began")
     shutil.rmtree(shards_dir, ignore_errors=True)
     return uri, planted
 

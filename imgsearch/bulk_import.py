@@ -24,12 +24,13 @@ from .indexing import Progress
 from .store import Collection, Store
 
 IN_FLIGHT = 8  # import tasks submitted at once; the server runs them one after another per data node anyway
-# Shards go to the server in files of at least this many rows: each file is a task and a segment to index and
-# load, and on a 2.3.5 standalone 100k rows imported in 29.5 s as 2 files against 39.4 s as 10 (RESULTS.md).
-# 50k rows are about 110 MB, far under the importer's 16 GB a file.
-IMPORT_FILE_ROWS = 50_000
+# Shards go to the server in files of at least this many rows: each file is a task and a segment to load, and
+# on a 2.3.5 standalone 100k rows were counted 29.5 s after the import began as 2 files, 39.4 s as 10; 1M rows
+# as 10 files, 87 s (RESULTS.md). 100k rows are about 220 MB: under Milvus's 512 MB segments and the importer's
+# 16 GB a file.
+IMPORT_FILE_ROWS = 100_000
 UPSERT_BATCH = 5000  # rows per upsert: about 11 MB of gRPC message, under Milvus's 64 MB limit
-VISIBLE_TIMEOUT = 600.0  # seconds for imported rows to become searchable (index built, segments loaded)
+VISIBLE_TIMEOUT = 600.0  # seconds for imported rows to be counted (segments loaded; their index comes later)
 STAGING = ".import"  # inside the shard folder: shards merged for import, without the rows already stored
 
 
@@ -203,7 +204,8 @@ def _wait_one(bulk: _BulkInsert, coll: Collection, inflight: dict, summary: Impo
 
 
 def _wait_count(coll: Collection, expected: int) -> int:
-    """The row count once imported rows are visible (the server indexes and loads them after the task ends)."""
+    """The row count once imported rows are visible: the server loads them after the task ends, searchable at
+    once, and builds their HNSW index in the background afterwards."""
     deadline = time.monotonic() + VISIBLE_TIMEOUT
     while True:
         count = coll.count()
@@ -266,7 +268,7 @@ class _BulkInsert:
     def finish_earlier_tasks(self, coll: Collection, folder: Path, server_folder: str) -> bool:
         """Tasks of an interrupted earlier import of these shards may still run: wait until their rows show,
         so that the id check below sees them and nothing is imported twice. True if any earlier task (running
-        or ended: its rows may not show yet while the server indexes them) imported a file of this folder."""
+        or ended: its rows may not show yet while the server loads them) imported a file of this folder."""
         tasks = self._call(self.utility.list_bulk_insert_tasks, collection_name=self.collection, using=self.alias)
         running = (self.states.ImportPending, self.states.ImportStarted, self.states.ImportPersisted)
         prefix = server_folder + "/"
