@@ -227,8 +227,10 @@ def find_copy_pairs(
 
 
 class _FileQuery:
-    """A stored file in the query's place (``verdict.QueryFeatures``'s ``plain`` and ``mirrored``): its cached
-    keypoints, and its mirror image's, computed only when the verdict tries a mirrored copy."""
+    """A stored file in the query's place (``verdict.QueryFeatures``'s ``plain``, ``mirrored`` and ``box``): its
+    cached keypoints, and its mirror image's, computed only when the verdict tries a mirrored copy."""
+
+    box = (0.0, 0.0, 1.0, 1.0)  # the whole picture (verdict.WHOLE): no part of a larger query
 
     def __init__(self, path: str, plain):
         self.path = path

@@ -330,8 +330,7 @@ class Verifier:
             fit = verify(query, stored, try_mirrored=similarity >= MIRROR_SIMILARITY)
             if fit is not None:
                 found = evidence(fit, query.plain if not fit.mirrored else query.mirrored, stored, similarity)
-                # A query without a box (duplicates puts a stored file in the query's place) is a whole one.
-                return COPY, _in_whole_query(found, getattr(query, "box", WHOLE))
+                return COPY, _in_whole_query(found, query.box)
             if min(len(stored.points), len(query.plain.points)) >= FEW_KEYPOINTS:
                 return SIMILAR, None  # enough texture to tell, and the geometry says no
         if similarity >= COPY_SIMILARITY:

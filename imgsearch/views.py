@@ -107,8 +107,7 @@ def picture_regions(image: Image.Image, max_regions: int = MAX_REGIONS) -> list[
     border has no single colour), nor for a picture that is nearly all of it (that is the frame-cut view)."""
     import cv2
 
-    step = max(1, -(-max(image.size) // FRAME_SIDE))
-    arr = np.asarray(image.convert("RGB"))[::step, ::step].astype(np.int16)
+    arr, step = _sampled(image)
     h, w = arr.shape[:2]
     if h < 16 or w < 16:
         return []
@@ -143,6 +142,13 @@ def picture_regions(image: Image.Image, max_regions: int = MAX_REGIONS) -> list[
         (int(x0 * step), int(y0 * step), int(min(x1 * step, image.width)), int(min(y1 * step, image.height)))
         for _, (x0, y0, x1, y1) in found[:max_regions]
     ]
+
+
+def _sampled(image: Image.Image) -> tuple[np.ndarray, int]:
+    """Every k-th pixel of the picture (RGB, int16 for differences), k such that the longest side is about
+    FRAME_SIDE; and k. Frames and regions are looked for on this, in a few ms."""
+    step = max(1, -(-max(image.size) // FRAME_SIDE))
+    return np.asarray(image.convert("RGB"))[::step, ::step].astype(np.int16), step
 
 
 def _overlap(a: tuple, b: tuple) -> float:
@@ -180,8 +186,7 @@ def uniform_frame_box(
     Each edge line may have its own colour (a window's title bar above its grey canvas); a line with some text on it
     (under 1 - share of its pixels) still counts as frame.
     """
-    step = max(1, -(-max(image.size) // FRAME_SIDE))
-    arr = np.asarray(image.convert("RGB"), dtype=np.int16)[::step, ::step]
+    arr, step = _sampled(image)
     h, w = arr.shape[:2]
     if h < 16 or w < 16:
         return None
