@@ -2,6 +2,9 @@
 
 import click
 
+from ..precision import PRECISIONS  # stdlib only: no TensorFlow at the CLI's start-up
+
+
 def store_options(fn):
     """Where the vectors live: the same options for every command that stores or searches."""
     fn = click.option(
@@ -25,7 +28,6 @@ def store_options(fn):
 POOLINGS = ("max", "avg", "gem")
 RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
 BORDER_TOLERANCE = 24
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def precision_option(fn):
