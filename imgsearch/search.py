@@ -41,9 +41,9 @@ MORE_CANDIDATES = 2
 # does (0.998-1.0 on the dev photos; 0.73-0.76 for the opposite turn); unrelated queries' turned views reached
 # 0.84 at most, median 0.62. Only candidates this close are checked: most unrelated queries check none.
 MORE_FLOOR = 0.70
-# A picture found inside the query (a page's photo, a collage's tile) is the original nearly whole, as a crop or
-# a framed copy is, whose original is among the picture's first two neighbours; a collage has up to four.
-REGION_CANDIDATES = 3
+# A part of the query (the picture inside its frame, a page's photo, a collage's tile) is the original nearly
+# whole, as a crop is, whose original is among the picture's first two neighbours; a collage has up to four.
+PART_CANDIDATES = 3
 
 
 @dataclass
@@ -256,14 +256,14 @@ def _embed_views(embedder, views_per_query, batch_size) -> list:
 
 def _candidates(collection, views_per_query, vectors_per_query, limit, owner, floor: float = -1.0) -> list[dict]:
     """For each query, {stored id: _Candidate} over the nearest ``limit`` images of each of its views
-    (REGION_CANDIDATES of a region view) at or above ``floor``, with the views that found each."""
+    (PART_CANDIDATES of a view of a part) at or above ``floor``, with the views that found each."""
     flat = [vector for vectors in vectors_per_query for vector in vectors]
-    hits = collection.search(flat, top_k=max(limit, REGION_CANDIDATES), owner=owner) if flat else []
+    hits = collection.search(flat, top_k=max(limit, PART_CANDIDATES), owner=owner) if flat else []
     out, position = [], 0
     for query_views in views_per_query:
         candidates: dict[str, _Candidate] = {}
         for view, view_hits in zip(query_views, hits[position : position + len(query_views)]):
-            for hit in view_hits[: REGION_CANDIDATES if view.region else limit]:
+            for hit in view_hits[: PART_CANDIDATES if view.part else limit]:
                 similarity = float(hit.distance)
                 if similarity < floor:
                     break  # best first

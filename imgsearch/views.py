@@ -63,6 +63,11 @@ class View:
     rotation: int = 0  # degrees the view is turned from the query, counterclockwise
     region: bool = False  # a picture found inside the query: its candidates are checked with its own keypoints
 
+    @property
+    def part(self) -> bool:
+        """A view of a part of the query (frame cut away, a picture inside): it shows the original nearly whole."""
+        return self.box != (0.0, 0.0, 1.0, 1.0)
+
 
 def first_views(image: Image.Image) -> list[View]:
     """The picture, plus the picture without its uniform frame when it has one, plus each picture inside it.
