@@ -53,6 +53,12 @@ REGION_MIN_FILL = 0.65
 REGION_SIDE_SHARE = 0.7  # and runs straight along at least three sides of its box (see _straight_sides)
 REGION_MAX_SIDE = 0.9  # a block spanning this much of both sides is the picture itself (the frame-cut view)
 MAX_REGIONS = 4
+# Tiles of one grid have one size and line up, to within this share of a side (sampled pixels, JPEG edges); the
+# gutter between them is narrower than GRID_MAX_PITCH - 1 tiles; a cell they place is a picture when at least
+# GRID_MIN_FILL of it is not background.
+GRID_TOLERANCE = 0.04
+GRID_MAX_PITCH = 1.5
+GRID_MIN_FILL = 0.5
 
 
 @dataclass
@@ -135,11 +141,55 @@ def picture_regions(image: Image.Image, max_regions: int = MAX_REGIONS) -> list[
         if filled.sum() < REGION_MIN_FILL * bw * bh or _straight_sides(filled) < 3:
             continue
         found.append((int(bw * bh), (x, y, x + bw, y + bh)))
+    found += [((c[2] - c[0]) * (c[3] - c[1]), c) for c in _grid_cells([box for _, box in found], mask)]
     found.sort(key=lambda f: (-f[0], f[1][1], f[1][0]))
     return [
         (int(x0 * step), int(y0 * step), int(min(x1 * step, image.width)), int(min(y1 * step, image.height)))
         for _, (x0, y0, x1, y1) in found[:max_regions]
     ]
+
+
+def _grid_cells(boxes: list[tuple], mask: np.ndarray) -> list[tuple]:
+    """The cells of a grid that the regions found lay out but that were not found themselves (a collage tile
+    whose own edges are the gutter's colour): tiles of one size give the grid's columns and rows, repeated at
+    their pitch across the query. A cell counts when it lies within the query and is mostly not background."""
+    h, w = mask.shape
+    best: list[tuple] = []
+    for a in boxes:
+        size = (a[2] - a[0], a[3] - a[1])
+        same = [b for b in boxes if all(abs(b[i + 2] - b[i] - size[i]) <= GRID_TOLERANCE * size[i] for i in (0, 1))]
+        if len(same) > len(best):
+            best = same
+    if len(best) < 2:
+        return []
+    size = (best[0][2] - best[0][0], best[0][3] - best[0][1])
+    columns = _grid_starts([b[0] for b in best], size[0], w)
+    rows = _grid_starts([b[1] for b in best], size[1], h)
+    cells: list[tuple] = []
+    for x in columns:
+        for y in rows:
+            cell = (x, y, x + size[0], y + size[1])
+            if any(_overlap(cell, other) > 0.2 for other in [*boxes, *cells]):
+                continue
+            if mask[y : y + size[1], x : x + size[0]].mean() >= GRID_MIN_FILL:
+                cells.append(cell)
+    return cells
+
+
+def _grid_starts(starts: list[int], size: int, limit: int) -> list[int]:
+    """Where a grid's tiles start along one side: the tiles found, and more at their pitch (tile plus gutter)
+    while they fit in the query."""
+    distinct: list[int] = []
+    for start in sorted(starts):
+        if not distinct or start - distinct[-1] > GRID_TOLERANCE * size:
+            distinct.append(start)
+    if len(distinct) < 2:
+        return distinct
+    pitch = min(b - a for a, b in zip(distinct, distinct[1:]))
+    if not size <= pitch <= GRID_MAX_PITCH * size:
+        return distinct
+    first = distinct[0] - pitch * (distinct[0] // pitch)
+    return list(range(first, limit - size + 1, pitch))
 
 
 def _sampled(image: Image.Image) -> tuple[np.ndarray, int]:

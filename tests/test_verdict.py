@@ -140,6 +140,23 @@ def test_a_collage_has_one_region_per_tile(sample_images):
     assert all(_near(f, b, row.size) for f, b in zip(sorted(found), boxes)), (found, boxes)
 
 
+def test_a_tile_whose_edges_look_like_the_gutter_is_placed_by_the_grid(sample_images, monkeypatch):
+    """A tile whose edges are the gutter's colour (here a vignette: the photo in an oval on it) is no solid
+    block of its own; the tiles found beside it, of one size at one pitch, place it."""
+    photo = ImageOps.fit(sample_images["coffee"].convert("RGB"), (260, 260))
+    oval = Image.new("L", photo.size, 0)
+    ImageDraw.Draw(oval).ellipse((0, 0, 259, 259), fill=255)
+    pale = Image.composite(photo, Image.new("RGB", photo.size, (245, 245, 245)), oval)
+    grid, boxes = _grid([sample_images["astronaut"], sample_images["rocket"], sample_images["camera"], pale])
+    grid = _copy(grid)
+    found = views.picture_regions(grid)
+    assert len(found) == 4 and all(any(_near(f, b, grid.size) for f in found) for b in boxes), (found, boxes)
+    # Without the grid rule the pale tile is not found: the test is about the rule, not an easy tile.
+    monkeypatch.setattr(views, "_grid_cells", lambda boxes, mask: [])
+    alone = views.picture_regions(grid)
+    assert len(alone) == 3 and not any(_near(f, boxes[3], grid.size) for f in alone)
+
+
 def test_photos_that_fill_the_picture_have_no_regions(sample_images):
     """Not even a round picture on black (retina), a night sky with a bright spot (moon), or a cat on a
     plain wall: only rectangles on a background that most of the border shares."""
