@@ -200,9 +200,13 @@ def pct(k, n):
     return f"{100 * k / n:.1f}%" if n else "-"
 
 
+def fingerprint(image) -> str:
+    return hashlib.md5(image.tobytes()).hexdigest()
+
+
 def recording_verifier():
     """A Verifier that records every keypoint fit it makes: (query index, stored path, similarity, inliers,
-    matches, smaller spread, mirrored). Queries are numbered in the order ``query()`` is called."""
+    matches, smaller spread, mirrored). Queries are numbered as the benchmark lists them (``expected``)."""
     import threading
 
     from imgsearch import verdict
@@ -227,12 +231,13 @@ def recording_verifier():
     class Recording(verdict.Verifier):
         def __init__(self):
             super().__init__(cache_size=4096)
-            self.queries = []
+            self.expected = {}  # fingerprint of a loaded query -> its index in the benchmark's list of queries
 
         def query(self, image, full_size):
+            # Numbered by the picture itself: search computes a batch's query keypoints on two threads, so the
+            # order of the calls is not the queries' order (numbering by calls mixed up the fits' queries).
             features = super().query(image, full_size)
-            features.index = len(self.queries)
-            self.queries.append(features)
+            features.index = self.expected[fingerprint(image)]
             return features
 
         def judge(self, query, path, similarity):
@@ -258,7 +263,7 @@ def main(argv=None):
     from imgsearch.indexing import index_paths
     from imgsearch.search import search_images
     from imgsearch.store import Store
-    from imgsearch.verdict import COPY, Verifier
+    from imgsearch.verdict import COPY, QUERY_SIDE, Verifier
 
     originals = common.image_files(common.DEFAULT_ORIGINALS)
     distractors = common.image_files(common.DEFAULT_DISTRACTORS)
@@ -303,7 +308,9 @@ def main(argv=None):
                 chunk = sources[start : start + 16]
                 paths = [queries_all[s] for s in chunk]
                 plain_results = list(search_images(coll, embedder, paths, top_k=10, verify=False))
-                query_paths.extend(chunk)
+                for key, path in zip(chunk, paths):  # loaded as search loads a query
+                    verifier.expected[fingerprint(embedder.load(path, min_side=QUERY_SIDE).image)] = len(query_paths)
+                    query_paths.append(key)
                 results = list(search_images(coll, embedder, paths, top_k=10, verifier=verifier))
                 for key, p_res, res in zip(chunk, plain_results, results):
                     if res.error:
