@@ -80,7 +80,7 @@ def first_views(image: Image.Image) -> list[View]:
 
     The pictures inside (a page's photos, a collage's tiles) are looked at in this round, not the next: a photo
     that fills the query has none (none of 534 dev photos had one), so they cost a model pass only to queries
-    that are made of pictures, and they find those queries' originals before the eight views of the next round.
+    that are made of pictures, and they find those queries' originals before the turned views of the next round.
     """
     w, h = image.size
     views = [View("picture", image)]
