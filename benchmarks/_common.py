@@ -11,6 +11,7 @@ import shlex
 import shutil
 import statistics
 import sys
+import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +31,14 @@ def image_files(folder) -> list[str]:
     if not folder.is_dir():
         sys.exit(f"no such folder: {folder}")
     return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS)
+
+
+def wait_indexed(store, collection: str, rows: int, poll: float = 0.2):
+    """Until a Milvus server's HNSW index covers ``rows`` rows: a server counts imported or inserted rows, and
+    searches them, before it has indexed them."""
+    name = store.client.list_indexes(collection)[0]
+    while store.client.describe_index(collection, name).get("indexed_rows", 0) < rows:
+        time.sleep(poll)
 
 
 def log(msg: str):

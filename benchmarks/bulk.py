@@ -158,13 +158,6 @@ def write_synthetic_shards(folder: Path, rows: list[dict], config: dict, per_sha
     write_manifest(folder, shards, config, "", [], None)
 
 
-def _wait_indexed(store, collection: str, rows: int):
-    """Until the server's HNSW index covers ``rows`` rows (a server counts rows before it has indexed them)."""
-    name = store.client.list_indexes(collection)[0]
-    while store.client.describe_index(collection, name).get("indexed_rows", 0) < rows:
-        time.sleep(0.2)
-
-
 def timed_import(uri: str, folder: Path, collection: str,
                  wait_indexed: bool) -> tuple[float, float, float | None, str, int]:
     """Seconds until the last import task ended, until every row is counted, and (server) until every row is
@@ -184,7 +177,7 @@ def timed_import(uri: str, folder: Path, collection: str,
         seconds = time.perf_counter() - t
         indexed = None
         if store.is_server and wait_indexed:
-            _wait_indexed(store, collection, summary.rows_after)
+            common.wait_indexed(store, collection, summary.rows_after)
             indexed = time.perf_counter() - t
         store.drop(collection)
     return (loaded[0] if loaded else t + seconds) - t, seconds, indexed, summary.method, summary.rows_after
@@ -206,7 +199,7 @@ def timed_index_inserts(uri: str, rows: list[dict], config: dict, collection: st
         indexed = None
         if store.is_server and wait_indexed:
             store.client.flush(collection)
-            _wait_indexed(store, collection, len(rows))
+            common.wait_indexed(store, collection, len(rows))
             indexed = time.perf_counter() - t
         store.drop(collection)
     return seconds, indexed

@@ -19,10 +19,10 @@ indexing is incremental, so a re-run only groups). Copies are written after thei
 Synthetic run: N random unit vectors (512-d) plus planted near-copies (1% of them get 1-3 copies at cosine ~0.95)
 upserted into a new Milvus Lite collection (or, with ``--server``, written as Parquet shards and bulk-imported into
 a Milvus 2.3.5 server started for the run, as tests/milvus_server.py starts it; HNSW index); then, in a fresh
-process, the grouping step alone
-(``duplicates.find_copy_pairs``) with the verification skipped (a pair above the floor counts as a copy: there
-are no files behind synthetic rows). Reported: time, groups and grouped rows found against planted, and the process's peak resident
-memory (milvus-lite 3 runs inside the Python process, so it is included).
+process, the grouping step alone (``duplicates.find_copy_pairs``) with the verification skipped (a pair above
+the floor counts as a copy: there are no files behind synthetic rows). Reported: time, groups and grouped rows
+found against planted, the process's peak resident memory (milvus-lite 3 runs inside the Python process, so it
+is included) and, with ``--server``, the server's.
 """
 
 from __future__ import annotations
@@ -310,10 +310,10 @@ def synthetic_lite(n: int, work: Path, seed: int) -> tuple[str, int]:
 
 
 def synthetic_server(n: int, work: Path, seed: int, uri: str) -> tuple[str, int]:
-    """The synthetic rows on a Milvus server: written as Parquet shards of 100k rows and loaded with
+    """The synthetic rows on a Milvus server: written as Parquet shards of IMPORT_FILE_ROWS (100k) rows and loaded with
     `imgsearch bulk import`'s library call (the server's bulk insert), as a large gallery would be."""
     from imgsearch.bulk import Shard, write_manifest, write_shard
-    from imgsearch.bulk_import import import_shards
+    from imgsearch.bulk_import import IMPORT_FILE_ROWS, import_shards
     from imgsearch.features import VGG16Features
     from imgsearch.store import Store
 
@@ -334,7 +334,7 @@ def synthetic_server(n: int, work: Path, seed: int, uri: str) -> tuple[str, int]
     for batch, pairs in synthetic_batches(n, seed):
         pending += batch
         planted += pairs
-        if len(pending) >= 100_000:
+        if len(pending) >= IMPORT_FILE_ROWS:
             flush()
     if pending:
         flush()
@@ -346,9 +346,7 @@ def synthetic_server(n: int, work: Path, seed: int, uri: str) -> tuple[str, int]
             f"{time.perf_counter() - t0:.0f} s")
         # The server counts imported rows before it has indexed them; a gallery's index is built long before
         # anyone looks for duplicates, so the grouping waits for it.
-        name = store.client.list_indexes("images")[0]
-        while store.client.describe_index("images", name).get("indexed_rows", 0) < summary.rows_after:
-            time.sleep(2)
+        common.wait_indexed(store, "images", summary.rows_after, poll=2)
         log(f"synthetic {n}: HNSW index built {time.perf_counter() - t0:.0f} s after the import began")
     shutil.rmtree(shards_dir, ignore_errors=True)
     return uri, planted

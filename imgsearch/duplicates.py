@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import ImgsearchError
 from .store import Collection, check_owner, owner_filter, row_id
+from .views import WHOLE
 
 # Pairs below this cosine are never judged. Edited copies of the dev photos scored >= 0.67 against their
 # original (crops to 70%, watermarks) and 0.54 for a 90-degree turn (benchmarks/RESULTS.md): 0.60 keeps nearly
@@ -230,7 +231,7 @@ class _FileQuery:
     """A stored file in the query's place (``verdict.QueryFeatures``'s ``plain``, ``mirrored`` and ``box``): its
     cached keypoints, and its mirror image's, computed only when the verdict tries a mirrored copy."""
 
-    box = (0.0, 0.0, 1.0, 1.0)  # the whole picture (verdict.WHOLE): no part of a larger query
+    box = WHOLE  # the whole picture: no part of a larger query
 
     def __init__(self, path: str, plain):
         self.path = path

@@ -24,6 +24,7 @@ from PIL import Image, ImageOps
 
 from .errors import ImageError
 from .features import load_image
+from .views import WHOLE
 
 COPY = "copy"
 SIMILAR = "similar"
@@ -86,9 +87,6 @@ def local_features(
     if descriptors is None:
         descriptors = np.zeros((0, 128), dtype=np.uint8)
     return LocalFeatures(points, descriptors, work.size, full_size or image.size)
-
-
-WHOLE = (0.0, 0.0, 1.0, 1.0)
 
 
 class QueryFeatures:

@@ -38,6 +38,7 @@ FRAME_MIN_CUT = 0.03
 FRAME_MIN_KEEP = 0.15
 
 ROTATIONS = (90, 270)  # counterclockwise, as PIL turns pictures
+WHOLE = (0.0, 0.0, 1.0, 1.0)  # a box (left, top, right, bottom, as fractions) that is all of the query
 
 # Pictures inside a page or a collage: solid blocks that differ from the background (the colour most of the
 # border has). A pixel is background within this many levels on every channel (JPEG moves flat colours by a few).
@@ -65,14 +66,14 @@ GRID_MIN_FILL = 0.5
 class View:
     name: str
     image: Image.Image
-    box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # the part of the query this view shows
+    box: tuple[float, float, float, float] = WHOLE  # the part of the query this view shows
     rotation: int = 0  # degrees the view is turned from the query, counterclockwise
     region: bool = False  # a picture found inside the query: its candidates are checked with its own keypoints
 
     @property
     def part(self) -> bool:
         """A view of a part of the query (frame cut away, a picture inside): it shows the original nearly whole."""
-        return self.box != (0.0, 0.0, 1.0, 1.0)
+        return self.box != WHOLE
 
 
 def first_views(image: Image.Image) -> list[View]:
