@@ -316,11 +316,6 @@ def _judge(pool, verifier, features: list, candidates: list[dict], judged: list[
         out[n][key] = outcome
     return out
 
-    out: list[dict] = [{} for _ in candidates]
-    for n, key, outcome in pool.map(one, todo):
-        out[n][key] = outcome
-    return out
-
 
 def _has_copy(judged: dict) -> bool:
     return any(verdict == COPY for _, verdict, _ in judged.values())

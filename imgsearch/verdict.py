@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .errors import ImageError
 from .features import load_image
@@ -89,6 +89,21 @@ def local_features(
     return LocalFeatures(points, descriptors, work.size, full_size or image.size)
 
 
+# SIFT is mirror-symmetric: the mirror image's keypoints are the picture's, reflected, with each descriptor's 4x4
+# grid flipped across the keypoint's orientation and its 8 orientation bins reversed. Reordering the descriptors
+# costs nothing, where a second SIFT pass costs as much as the first (0.2 s for a query); on the 45 mirrored copies
+# of the verdict benchmark both gave convincing fits for all 45, with 485 and 489 agreeing keypoints (medians).
+_GRID = np.arange(128).reshape(4, 4, 8)  # OpenCV's layout: (grid row, grid column, orientation bin)
+MIRROR_ORDER = _GRID[::-1, :, (-np.arange(8)) % 8].ravel()
+
+
+def mirrored_features(features: LocalFeatures) -> LocalFeatures:
+    """The keypoints SIFT finds in the mirror image of a picture, from those it found in the picture."""
+    points = features.points.copy()
+    points[:, 0] = features.size[0] - 1 - points[:, 0]  # keypoints sit on pixel centres: x -> (w - 1) - x
+    return LocalFeatures(points, features.descriptors[:, MIRROR_ORDER], features.size, features.full_size)
+
+
 class QueryFeatures:
     """A query's keypoints, and its mirror image's, computed when first needed; or those of one part of it
     (``region``), which tell their evidence in the whole query's terms."""
@@ -121,7 +136,7 @@ class QueryFeatures:
     @property
     def mirrored(self) -> LocalFeatures:
         if self._mirrored is None:
-            self._mirrored = local_features(ImageOps.mirror(self.image), self.full_size, QUERY_SIDE, QUERY_KEYPOINTS)
+            self._mirrored = mirrored_features(self.plain)
         return self._mirrored
 
 

@@ -219,6 +219,32 @@ def test_a_mirrored_copy_is_found_mirrored(sample_images, originals):
     assert _judge(mirrored, originals["chelsea"], similarity=verdict.MIRROR_SIMILARITY - 0.1)[0] == verdict.SIMILAR
 
 
+def test_mirrored_keypoints_are_those_sift_finds_in_the_mirror_image(sample_images):
+    """The mirrored try reorders the query's descriptors instead of running SIFT again: most keypoints must be
+    where SIFT puts them in the mirror image, with nearly its descriptor (a wrong reordering matches none)."""
+    import numpy as np
+
+    img = sample_images["chelsea"]
+    derived = verdict.mirrored_features(verdict.local_features(img, side=verdict.QUERY_SIDE))
+    real = verdict.local_features(ImageOps.mirror(img), side=verdict.QUERY_SIDE)
+    distances = np.linalg.norm(
+        derived.descriptors[:, None, :].astype(np.float32) - real.descriptors[None, :, :].astype(np.float32), axis=2
+    )
+    nearest = distances.argmin(axis=1)
+    same_place = np.abs(derived.points - real.points[nearest]).max(axis=1) <= 1.5
+    same_descriptor = distances[np.arange(len(nearest)), nearest] <= 30
+    assert (same_place & same_descriptor).mean() >= 0.6
+
+
+def test_a_mirrored_crop_says_which_part_of_the_original_it_shows(sample_images, originals):
+    img = sample_images["astronaut"]  # 512 x 512
+    crop = ImageOps.mirror(img.crop((0, 0, 256, 512)))  # the left half, mirrored
+    found, evidence = _judge(_copy(crop), originals["astronaut"], similarity=verdict.MIRROR_SIMILARITY)
+    assert found == verdict.COPY and evidence["mirrored"]
+    assert evidence["original_region"] == pytest.approx([0, 0, 0.5, 1], abs=0.03)
+    assert evidence["original_in_copy"] == pytest.approx([0, 0, 1, 1], abs=0.03)
+
+
 def test_a_crop_says_which_part_of_the_original_it_shows(sample_images, originals):
     img = sample_images["astronaut"]  # 512 x 512
     crop = img.crop((256, 0, 512, 256))  # the top-right quarter
