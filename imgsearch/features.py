@@ -176,31 +176,38 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def crop_black_border(
+def black_border_box(
     img: Image.Image,
     tolerance: int = BORDER_TOLERANCE,
     dark_share: float = BORDER_DARK_SHARE,
     min_keep: float = BORDER_MIN_KEEP,
-) -> Image.Image:
-    """Cut black rows and columns from the edges (borders, letterbox bars, a photo on a black canvas)."""
+) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the picture inside black edge rows and columns (a border, letterbox bars, a
+    photo on a black canvas), or None when there are none to cut."""
     if tolerance < 0:
-        return img
+        return None
     w, h = img.size
     edges = ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h))
     if all((np.asarray(img.crop(e).convert("L")) <= tolerance).mean() < dark_share for e in edges):
-        return img  # no edge line is dark, so the scan below would cut nothing: a quarter of its cost, most photos
+        return None  # no edge line is dark, so the scan below would cut nothing: a quarter of its cost, most photos
     grey = np.asarray(img.convert("L"))
     dark = grey <= tolerance
     rows = np.flatnonzero(dark.mean(axis=1) < dark_share)  # rows with content
     cols = np.flatnonzero(dark.mean(axis=0) < dark_share)
     if rows.size == 0 or cols.size == 0:
-        return img  # all dark: a night photo, not a border
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        return None  # all dark: a night photo, not a border
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     if (bottom - top) < min_keep * h or (right - left) < min_keep * w:
-        return img
+        return None
     if (top, bottom, left, right) == (0, h, 0, w):
-        return img
-    return img.crop((left, top, right, bottom))
+        return None
+    return left, top, right, bottom
+
+
+def crop_black_border(img: Image.Image, tolerance: int = BORDER_TOLERANCE) -> Image.Image:
+    """The picture without its black border (the same image when it has none)."""
+    box = black_border_box(img, tolerance)
+    return img if box is None else img.crop(box)
 
 
 def vgg16_preprocess(rgb_224: np.ndarray) -> np.ndarray:
@@ -258,6 +265,10 @@ class Embedder:
     def settings(self) -> dict:
         """Constructor arguments that change the vectors (not where weights come from)."""
         return {}
+
+    def content_box(self, image: Image.Image) -> tuple[int, int, int, int] | None:
+        """The part of a picture that ``prepare`` keeps, when it cuts something away (None: all of it)."""
+        return None
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         raise NotImplementedError
@@ -398,6 +409,9 @@ class VGG16Features(Embedder):
             with keras_policy(self.precision_used):
                 self._model = weights_mod.build_vgg16(self.weights_info.path, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
         return self._model
+
+    def content_box(self, image: Image.Image) -> tuple[int, int, int, int] | None:
+        return black_border_box(image, self.border_tolerance)
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         image = crop_black_border(image, self.border_tolerance)

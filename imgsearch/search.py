@@ -201,7 +201,7 @@ def _search_with_verdict(collection, embedder, sources, top_k, offset, page, thr
             chunk = sources[start : start + batch_size]
             loaded = list(pool.map(_load_or_error(embedder), chunk))
             queries = [(source, image) for source, image in zip(chunk, loaded) if not isinstance(image, ImageError)]
-            first = [views.first_views(image.image) for _, image in queries]
+            first = [views.first_views(image.image, embedder.content_box(image.image)) for _, image in queries]
             first_vectors = _embed_views(embedder, first, batch_size)
             first_hits = _candidates(collection, first, first_vectors, FIRST_CANDIDATES, owner)
             # The page's ranking is the picture view's, as without the verdict.

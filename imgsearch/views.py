@@ -76,8 +76,11 @@ class View:
         return self.box != WHOLE
 
 
-def first_views(image: Image.Image) -> list[View]:
+def first_views(image: Image.Image, model_box: tuple[int, int, int, int] | None = None) -> list[View]:
     """The picture, plus the picture without its uniform frame when it has one, plus each picture inside it.
+
+    ``model_box``: the part of the picture the model itself looks at, when it cuts something away (VGG16 cuts
+    black borders): a frame it cuts already needs no view of its own, the picture view is that view.
 
     The pictures inside (a page's photos, a collage's tiles) are looked at in this round, not the next: a photo
     that fills the query has none (none of 534 dev photos had one), so they cost a model pass only to queries
@@ -86,7 +89,7 @@ def first_views(image: Image.Image) -> list[View]:
     w, h = image.size
     views = [View("picture", image)]
     frame = uniform_frame_box(image)
-    if frame is not None:
+    if frame is not None and not _same_box(frame, model_box, image.size):
         views.append(View("frame-cut", image.crop(frame), (frame[0] / w, frame[1] / h, frame[2] / w, frame[3] / h)))
     for i, box in enumerate(picture_regions(image)):
         if frame is not None and _overlap(box, frame) > 0.8:
@@ -198,6 +201,14 @@ def _sampled(image: Image.Image) -> tuple[np.ndarray, int]:
     FRAME_SIDE; and k. Frames and regions are looked for on this, in a few ms."""
     step = max(1, -(-max(image.size) // FRAME_SIDE))
     return np.asarray(image.convert("RGB"))[::step, ::step].astype(np.int16), step
+
+
+def _same_box(a: tuple, b: tuple | None, size: tuple[int, int], tolerance: float = FRAME_MIN_CUT) -> bool:
+    """Do two boxes of a picture differ by less than ``tolerance`` of a side at every edge?"""
+    if b is None:
+        return False
+    w, h = size
+    return all(abs(a[i] - b[i]) < tolerance * (w if i % 2 == 0 else h) for i in range(4))
 
 
 def _overlap(a: tuple, b: tuple) -> float:

@@ -93,6 +93,19 @@ def test_a_uniform_frame_of_any_colour_is_found(sample_images, colour):
     assert names == ["picture", "frame-cut"]
 
 
+@pytest.mark.parametrize("colour", [(0, 0, 0), (128, 128, 128)])
+def test_a_frame_the_model_cuts_itself_gets_no_view_of_its_own(sample_images, colour):
+    """VGG16 cuts black borders before its pass: a black frame's frame-cut view would repeat the picture view's
+    pass. A grey frame it does not cut keeps its view."""
+    from imgsearch.features import VGG16Features
+
+    framed, _ = _framed(sample_images["astronaut"], colour)
+    model_box = VGG16Features().content_box(_copy(framed))  # no model is built to tell
+    assert (model_box is not None) == (colour == (0, 0, 0))
+    names = [v.name for v in views.first_views(_copy(framed), model_box)]
+    assert names == (["picture"] if colour == (0, 0, 0) else ["picture", "frame-cut"])
+
+
 def test_a_window_with_a_title_bar_is_cut_to_the_photo(sample_images):
     shot, box = _window(sample_images["chelsea"])
     found = views.uniform_frame_box(shot)
