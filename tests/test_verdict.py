@@ -232,6 +232,30 @@ def test_a_mirrored_copy_is_found_mirrored(sample_images, originals):
     assert _judge(mirrored, originals["chelsea"], similarity=verdict.MIRROR_SIMILARITY - 0.1)[0] == verdict.SIMILAR
 
 
+def test_ratio_matches_are_opencvs_brute_force_matches(sample_images):
+    """The matrix-product matcher finds what OpenCV's brute-force knnMatch and the ratio test find, one to one."""
+    import cv2
+    import numpy as np
+
+    query = verdict.local_features(_copy(sample_images["astronaut"].rotate(7, expand=True)), side=verdict.QUERY_SIDE)
+    for name in ("astronaut", "coffee"):  # a copy's original (many matches) and an unrelated photo (a few)
+        stored = verdict.local_features(sample_images[name])
+        pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(
+            query.descriptors.astype(np.float32), stored.descriptors.astype(np.float32), k=2
+        )
+        best: dict = {}
+        for m, second in pairs:
+            if m.distance < verdict.RATIO * second.distance and (
+                m.trainIdx not in best or m.distance < best[m.trainIdx].distance
+            ):
+                best[m.trainIdx] = m
+        expected = {(m.queryIdx, m.trainIdx) for m in best.values()}
+        query_index, stored_index = verdict.ratio_matches(query.descriptors, stored.descriptors)
+        assert set(zip(query_index.tolist(), stored_index.tolist())) == expected
+        assert len(query_index) == len(expected)
+        assert len(expected) > (100 if name == "astronaut" else -1)
+
+
 def test_mirrored_keypoints_are_those_sift_finds_in_the_mirror_image(sample_images):
     """The mirrored try reorders the query's descriptors instead of running SIFT again: most keypoints must be
     where SIFT puts them in the mirror image, with nearly its descriptor (a wrong reordering matches none)."""
