@@ -6,12 +6,13 @@ unrelated photos) and ``distance`` is 1 - similarity; for pHash, ``distance`` is
 and ``similarity`` is 1 - distance/64.
 
 How the verdict is reached (``verify=True``, the default for VGG16 collections): the query is looked at in a few
-views (``views.first_views``: the picture, the picture without a uniform frame, and the pictures inside it: a
-page's photo, a collage's tiles); the nearest stored images of each view are candidates, and each candidate is
-checked against the query with local features (``verdict.Verifier``), and against the picture inside the query
-that found it, if one did. Only when that finds no copy are the query's turned views searched too
-(``views.more_views``), for copies turned a quarter; their close candidates are checked the same way. Copies come
-first on page 1; the page's ranked neighbours follow as "similar", minus the copies, cut at the threshold.
+views (``views.first_views``: the picture; the picture without a uniform frame, unless the model cuts that frame
+itself, as VGG16 does black borders; and the pictures inside it: a page's photo, a collage's tiles); the nearest
+stored images of each view are candidates, and each candidate is checked against the query with local features
+(``verdict.Verifier``), and against the picture inside the query that found it, if one did. Only when that finds
+no copy are the query's turned views searched too (``views.more_views``), for copies turned a quarter; their close
+candidates are checked the same way. Copies come first on page 1; the page's ranked neighbours follow as
+"similar", minus the copies, cut at the threshold.
 """
 
 from __future__ import annotations

@@ -153,11 +153,11 @@ class Fit:
 def ratio_matches(query: np.ndarray, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(query indices, stored indices) of the descriptor matches that pass Lowe's ratio test, one to one.
 
-    Exact nearest neighbours as OpenCV's brute-force matcher finds them, from one matrix product: the same
-    matches, at 9 ms instead of its knnMatch's 32 for 2000 x 1000 descriptors. The product is OpenCV's, not
-    numpy's: OpenBLAS's threads spin while they wait, and took the core from the other check thread's SIFT (a
-    stored file's keypoints and two matches, two threads at a time: 69 ms with knnMatch, 76 with numpy's product,
-    60 with OpenCV's; benchmarks/RESULTS.md, section 9c)."""
+    Exact nearest neighbours as OpenCV's brute-force matcher finds them (the same matches), from one matrix
+    product instead of its knnMatch and a loop over its results. The product is OpenCV's, not numpy's: OpenBLAS's
+    threads spin while they wait, and took the core from the other check thread's SIFT (a stored file's keypoints
+    and two matches, two threads at a time: 69 ms with knnMatch, 76 with numpy's product, 60 with OpenCV's;
+    benchmarks/RESULTS.md, section 9c)."""
     import cv2
 
     q = query.astype(np.float32)

@@ -253,7 +253,8 @@ def test_ratio_matches_are_opencvs_brute_force_matches(sample_images):
         query_index, stored_index = verdict.ratio_matches(query.descriptors, stored.descriptors)
         assert set(zip(query_index.tolist(), stored_index.tolist())) == expected
         assert len(query_index) == len(expected)
-        assert len(expected) > (100 if name == "astronaut" else -1)
+        if name == "astronaut":
+            assert len(expected) > 100  # the copy's case is really exercised
 
 
 def test_mirrored_keypoints_are_those_sift_finds_in_the_mirror_image(sample_images):
