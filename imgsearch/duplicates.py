@@ -229,25 +229,20 @@ def find_copy_pairs(
 
 class _FileQuery:
     """A stored file in the query's place (``verdict.QueryFeatures``'s ``plain``, ``mirrored`` and ``box``): its
-    cached keypoints, and its mirror image's, computed only when the verdict tries a mirrored copy."""
+    cached keypoints, and its mirror image's, reflected from them only when the verdict tries a mirrored copy."""
 
     box = WHOLE  # the whole picture: no part of a larger query
 
-    def __init__(self, path: str, plain):
-        self.path = path
+    def __init__(self, plain):
         self.plain = plain
         self._mirrored = None
 
     @property
     def mirrored(self):
         if self._mirrored is None:
-            from PIL import ImageOps
+            from .verdict import mirrored_features
 
-            from .features import load_image
-            from .verdict import local_features
-
-            loaded = load_image(self.path)
-            self._mirrored = local_features(ImageOps.mirror(loaded.image), (loaded.width, loaded.height))
+            self._mirrored = mirrored_features(self.plain)
         return self._mirrored
 
 
@@ -272,7 +267,7 @@ class FileJudge:
             self.unreadable[stored["path"]] = None
         # Where both pictures have texture, the verdict lets geometry decide (look-alikes such as star fields or
         # bursts are not copies however close their cosine); a cosine alone decides only for flat pictures.
-        return self.verifier.judge(_FileQuery(query["path"], features), stored["path"], similarity)
+        return self.verifier.judge(_FileQuery(features), stored["path"], similarity)
 
 
 # --- the original -----------------------------------------------------------------------------------------

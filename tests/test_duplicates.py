@@ -237,3 +237,18 @@ def test_grouping_on_a_milvus_server(milvus_server_uri, vgg, sample_images, tmp_
             assert find_duplicates(coll, owner="bob").groups == []
         finally:
             store.drop(name)
+
+
+def test_a_mirrored_file_is_judged_a_mirrored_copy(sample_images, tmp_path):
+    """Two stored files, one the other mirrored: the verdict tries the mirrored way with the first file's own
+    keypoints reflected, and says so in its evidence."""
+    from PIL import ImageOps
+
+    from imgsearch.duplicates import FileJudge
+    from imgsearch.verdict import COPY, MIRROR_SIMILARITY
+
+    original, mirrored = tmp_path / "chelsea.jpg", tmp_path / "chelsea-mirrored.jpg"
+    sample_images["chelsea"].convert("RGB").save(original, quality=90)
+    ImageOps.mirror(sample_images["chelsea"].convert("RGB")).save(mirrored, quality=85)
+    verdict, evidence = FileJudge()({"path": str(mirrored)}, {"path": str(original)}, MIRROR_SIMILARITY)
+    assert verdict == COPY and evidence["method"] == "geometry" and evidence["mirrored"]
