@@ -721,7 +721,7 @@ def check_milvus(gallery, queries, edits, numpy_result, gallery_index) -> str:
 
     from imgsearch.features import VGG16Features
     from imgsearch.indexing import index_paths
-    from imgsearch.search import search_images
+    from imgsearch.search import SearchOptions, search_images
     from imgsearch.store import Store
 
     check_edits = [e for e in ("crop-70%", "screenshot", "jpeg-q20") if e in edits][:2] or edits[:1]
@@ -734,7 +734,7 @@ def check_milvus(gallery, queries, edits, numpy_result, gallery_index) -> str:
             coll = store.collection("accuracy", embedder.config())
             summary = index_paths(coll, embedder, gallery)
             t_index = time.perf_counter() - t0
-            results = list(search_images(coll, embedder, paths, top_k=10))
+            results = list(search_images(coll, embedder, paths, SearchOptions(top_k=10)))
         t_all = time.perf_counter() - t0
     same_top1 = 0
     worst = 0.0

@@ -112,7 +112,7 @@ def median_ms(values) -> str:
 
 
 def run_size(n: int, args, query_image: str, embedder) -> dict:
-    from imgsearch.search import search_images
+    from imgsearch.search import SearchOptions, search_images
     from imgsearch.store import Store, row_id
 
     uri = str(common.WORK_DIR / "latency" / f"synthetic-{human(n)}.db")
@@ -155,7 +155,7 @@ def run_size(n: int, args, query_image: str, embedder) -> dict:
         image_times = []
         for _ in range(max(3, args.repeats)):
             t = time.perf_counter()
-            list(search_images(coll, embedder, [query_image], top_k=10))
+            list(search_images(coll, embedder, [query_image], SearchOptions(top_k=10)))
             image_times.append(time.perf_counter() - t)
         res["image_query_ms"] = [1000 * s for s in image_times]
         if args.ef_sweep:
@@ -222,7 +222,7 @@ mark("import imgsearch.cli (click)")
 import pymilvus
 mark("import pymilvus")
 from imgsearch.features import VGG16Features
-from imgsearch.search import search_images
+from imgsearch.search import SearchOptions, search_images
 from imgsearch.store import Store
 mark("import imgsearch modules")
 store = Store(sys.argv[1])

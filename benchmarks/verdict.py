@@ -261,7 +261,7 @@ def main(argv=None):
 
     from imgsearch.features import VGG16Features
     from imgsearch.indexing import index_paths
-    from imgsearch.search import search_images
+    from imgsearch.search import SearchOptions, search_images
     from imgsearch.store import Store
     from imgsearch.verdict import COPY, QUERY_SIDE, Verifier
 
@@ -307,11 +307,11 @@ def main(argv=None):
             for start in range(0, len(sources), 16):
                 chunk = sources[start : start + 16]
                 paths = [queries_all[s] for s in chunk]
-                plain_results = list(search_images(coll, embedder, paths, top_k=10, verify=False))
+                plain_results = list(search_images(coll, embedder, paths, SearchOptions(top_k=10, verify=False)))
                 for key, path in zip(chunk, paths):  # loaded as search loads a query
                     verifier.expected[fingerprint(embedder.load(path, min_side=QUERY_SIDE).image)] = len(query_paths)
                     query_paths.append(key)
-                results = list(search_images(coll, embedder, paths, top_k=10, verifier=verifier))
+                results = list(search_images(coll, embedder, paths, SearchOptions(top_k=10), verifier=verifier))
                 for key, p_res, res in zip(chunk, plain_results, results):
                     if res.error:
                         raise SystemExit(f"{res.query}: {res.error}")
@@ -325,9 +325,9 @@ def main(argv=None):
                         bool(first and first.path == want),
                         bool(first and first.path == want and first.match == COPY),
                         sum(m.match == COPY for m in res.results if m.path != want),
-                        first.evidence if first and first.match == COPY else None,
+                        first.evidence.as_dict() if first and first.match == COPY else None,
                         plain_rank,
-                        [(m.path, m.evidence) for m in res.results if m.match == COPY and m.path != want],
+                        [(m.path, m.evidence.as_dict()) for m in res.results if m.match == COPY and m.path != want],
                     )
                 cache.save()
                 log(f"  {len(outcome)} queries done")
@@ -352,7 +352,7 @@ def main(argv=None):
                 seconds[family] = []
                 for path in paths:
                     t = time.perf_counter()
-                    list(search_images(coll, plain, [path], top_k=10, verifier=Verifier()))
+                    list(search_images(coll, plain, [path], SearchOptions(top_k=10), verifier=Verifier()))
                     seconds[family].append(time.perf_counter() - t)
             t = time.perf_counter()
             index_sample = in_gallery[:24]

@@ -86,7 +86,12 @@ def check_page(top_k: int, page: int) -> int:
 
 @dataclass
 class Hit:
+    """One stored row near a query. Both scores are set, for either kind of collection: for VGG16 vectors
+    ``similarity`` is their cosine and ``distance`` 1 - cosine; for pHash ``distance`` is the Hamming distance in
+    bits and ``similarity`` 1 - distance/bits."""
+
     id: str
+    similarity: float
     distance: float
     entity: dict
 
@@ -292,9 +297,13 @@ class Collection:
             return np.packbits(np.asarray(vector, dtype=np.uint8)).tobytes()
         return np.asarray(vector, dtype=np.float32).tolist()
 
-    def _distance(self, raw: float) -> float:
-        # Binary on Lite: squared L2 of 0/1 floats, exact integers in float32 for 64 bits.
-        return int(round(raw)) if self.binary else float(raw)
+    def _scores(self, raw: float) -> tuple[float, float]:
+        """(similarity, distance) from what Milvus returns: a cosine, or a Hamming distance (on Lite, the squared
+        L2 distance of 0/1 floats: exact integers in float32 for 64 bits)."""
+        if self.binary:
+            bits = int(round(raw))
+            return 1.0 - bits / self.config["dim"], bits
+        return float(raw), 1.0 - float(raw)
 
     # -- rows ------------------------------------------------------------------------------------
     def upsert(self, rows: list[dict]):
@@ -387,7 +396,8 @@ class Collection:
                     continue
                 seen.add(hit_id)
                 entity = hit.get("entity", {}) if isinstance(hit, dict) else hit.entity
-                clean.append(Hit(id=str(hit_id), distance=self._distance(hit["distance"]), entity=dict(entity)))
+                similarity, distance = self._scores(hit["distance"])
+                clean.append(Hit(str(hit_id), similarity, distance, dict(entity)))
             out.append(clean)
         return out
 

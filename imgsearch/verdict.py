@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageError
+from .evidence import FEATURES, GEOMETRY, Evidence
 from .features import load_image
 from .views import WHOLE
 
@@ -105,18 +106,27 @@ def mirrored_features(features: LocalFeatures) -> LocalFeatures:
 
 
 class QueryFeatures:
-    """A query's keypoints, and its mirror image's, computed when first needed; or those of one part of it
-    (``region``), which tell their evidence in the whole query's terms."""
+    """A query's keypoints, and its mirror image's, reflected from them when first needed; or those of one part of
+    it (``region``), which tell their evidence in the whole query's terms. A stored file can stand in the query's
+    place (``of_stored``): that is how duplicates judges two stored files."""
 
-    def __init__(self, image: Image.Image, full_size: tuple[int, int],
+    def __init__(self, plain: LocalFeatures, image: Image.Image | None = None,
                  box: tuple[float, float, float, float] = WHOLE):
-        self.image = image
-        self.full_size = full_size
+        self.plain = plain
+        self.image = image  # the decoded query, for its parts' keypoints; None for a stored file's
+        self.full_size = plain.full_size
         self.box = box  # the part of the whole query these keypoints are of, as fractions of it
-        self.whole = self
-        self.plain = local_features(image, full_size, QUERY_SIDE, QUERY_KEYPOINTS)
+        self.whole = self  # the whole query, for the keypoints of a part of it
         self._mirrored: LocalFeatures | None = None
         self._regions: dict[tuple, QueryFeatures] = {}
+
+    @classmethod
+    def of_image(cls, image: Image.Image, full_size: tuple[int, int]) -> QueryFeatures:
+        return cls(local_features(image, full_size, QUERY_SIDE, QUERY_KEYPOINTS), image)
+
+    @classmethod
+    def of_stored(cls, features: LocalFeatures) -> QueryFeatures:
+        return cls(features)
 
     def region(self, box: tuple[float, float, float, float]) -> QueryFeatures:
         """Keypoints of one part of the query (a photo in a page, a collage's tile) at the query's detail: the
@@ -128,7 +138,7 @@ class QueryFeatures:
             crop = self.image.crop((round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)))
             fw, fh = self.full_size
             full = (max(1, round((box[2] - box[0]) * fw)), max(1, round((box[3] - box[1]) * fh)))
-            part = QueryFeatures(crop, full, box)
+            part = QueryFeatures(local_features(crop, full, QUERY_SIDE, QUERY_KEYPOINTS), crop, box)
             part.whole = self
             self._regions[box] = part
         return self._regions[box]
@@ -138,6 +148,10 @@ class QueryFeatures:
         if self._mirrored is None:
             self._mirrored = mirrored_features(self.plain)
         return self._mirrored
+
+
+# Keypoints of a file that cannot be read: nothing to match, so only the cosine rule can decide.
+NO_FEATURES = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8), (1, 1), (1, 1))
 
 
 @dataclass
@@ -247,7 +261,7 @@ def _polygon_share(corners: np.ndarray, size: tuple[int, int]) -> tuple[list[flo
     return box, float(max(area, 0.0)) / float(w * h)
 
 
-def evidence(fit: Fit, query: LocalFeatures, stored: LocalFeatures, similarity: float) -> dict:
+def evidence(fit: Fit, query: LocalFeatures, stored: LocalFeatures, similarity: float) -> Evidence:
     """What the fit says the copy is, relative to the original, in plain numbers and one sentence."""
     matrix = fit.matrix
     a, b = float(matrix[0, 0]), float(matrix[1, 0])
@@ -271,58 +285,34 @@ def evidence(fit: Fit, query: LocalFeatures, stored: LocalFeatures, similarity: 
     placement, covered = _polygon_share(in_copy, query.size)
     if fit.mirrored:  # the fit was made on the mirrored query: tell the place in the copy as it really is
         placement = [round(1 - placement[2], 3), placement[1], round(1 - placement[0], 3), placement[3]]
-    out = {
-        "method": "geometry",
-        "inliers": fit.inliers,
-        "matches": fit.matches,
-        "turned": turned,
-        "scale": round(scale, 3),
-        "mirrored": fit.mirrored,
-        "original_region": region,
-        "original_shown": round(shown, 3),
-        "original_in_copy": placement,
-        "copy_covered": round(covered, 3),
-        "similarity": round(similarity, 4),
-    }
-    out["summary"] = describe(out)
-    return out
+    return Evidence(
+        GEOMETRY,
+        inliers=fit.inliers,
+        matches=fit.matches,
+        turned=turned,
+        scale=round(scale, 3),
+        mirrored=fit.mirrored,
+        original_region=region,
+        original_shown=round(shown, 3),
+        original_in_copy=placement,
+        copy_covered=round(covered, 3),
+        similarity=round(similarity, 4),
+    )
 
 
-def describe(e: dict) -> str:
-    """One sentence: what was done to the original to make this copy."""
-    if e["method"] != "geometry":
-        reason = "too little texture to check geometry" if e["file_checked"] else "its file is not readable here"
-        return f"near-identical features (cosine {e['similarity']:.2f}); {reason}"
-    parts = []
-    if e["mirrored"]:
-        parts.append("mirrored")
-    turned = e["turned"]
-    off = min(turned, 360 - turned)
-    if off >= 1.5:
-        parts.append(f"turned {turned:.0f}° counterclockwise" if turned <= 180 else f"turned {off:.0f}° clockwise")
-    if not 0.95 <= e["scale"] <= 1.05:
-        parts.append(f"scaled to {e['scale']:.0%}")
-    if e["original_shown"] < 0.95:
-        x0, y0, x1, y1 = e["original_region"]
-        parts.append(f"shows {e['original_shown']:.0%} of the original (x {x0:.2f}-{x1:.2f}, y {y0:.2f}-{y1:.2f})")
-    if e["copy_covered"] < 0.95:
-        parts.append(f"the original fills {e['copy_covered']:.0%} of it (framed or inside a larger picture)")
-    summary = ", ".join(parts) or "the whole picture, same size and orientation"
-    return f"{summary}; {e['inliers']} matching keypoints agree"
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict on one (query, stored image) pair: COPY with its evidence, or SIMILAR."""
+
+    match: str  # COPY or SIMILAR
+    evidence: Evidence | None = None
+
+    @property
+    def is_copy(self) -> bool:
+        return self.match == COPY
 
 
-def _in_whole_query(e: dict, box: tuple[float, float, float, float]) -> dict:
-    """Evidence from one part of the query, told in the whole query's terms: where the original sits in it, and
-    how much of it the original covers."""
-    if box == WHOLE:
-        return e
-    x0, y0, x1, y1 = box
-    px0, py0, px1, py1 = e["original_in_copy"]
-    e["original_in_copy"] = [round(x0 + px0 * (x1 - x0), 3), round(y0 + py0 * (y1 - y0), 3),
-                             round(x0 + px1 * (x1 - x0), 3), round(y0 + py1 * (y1 - y0), 3)]
-    e["copy_covered"] = round(e["copy_covered"] * (x1 - x0) * (y1 - y0), 3)
-    e["summary"] = describe(e)
-    return e
+NOT_A_COPY = Judgement(SIMILAR)
 
 
 class Verifier:
@@ -334,9 +324,6 @@ class Verifier:
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self.files_read = 0
-
-    def query(self, image: Image.Image, full_size: tuple[int, int]) -> QueryFeatures:
-        return QueryFeatures(image, full_size)
 
     def stored(self, path: str) -> LocalFeatures | None:
         """Keypoints of a stored image's file; None when it is not readable here (moved, remote, no file)."""
@@ -361,18 +348,25 @@ class Verifier:
                 self._cache.popitem(last=False)
         return features
 
-    def judge(self, query: QueryFeatures, path: str, similarity: float) -> tuple[str, dict | None]:
-        """(COPY, evidence) or (SIMILAR, None) for one stored image."""
+    def query(self, image: Image.Image, full_size: tuple[int, int]) -> QueryFeatures:
+        return QueryFeatures.of_image(image, full_size)
+
+    def judge(self, query: QueryFeatures, path: str, similarity: float) -> Judgement:
+        """Copy (with its evidence) or similar, for the stored image at ``path``."""
         stored = self.stored(path)
         if stored is not None:
             fit = verify(query, stored, try_mirrored=similarity >= MIRROR_SIMILARITY)
             if fit is not None:
                 found = evidence(fit, query.plain if not fit.mirrored else query.mirrored, stored, similarity)
-                return COPY, _in_whole_query(found, query.box)
+                return Judgement(COPY, found.in_whole_query(query.box))
             if min(len(stored.points), len(query.plain.points)) >= FEW_KEYPOINTS:
-                return SIMILAR, None  # enough texture to tell, and the geometry says no
+                return NOT_A_COPY  # enough texture to tell, and the geometry says no
         if similarity >= COPY_SIMILARITY:
-            e = {"method": "features", "similarity": round(similarity, 4), "file_checked": stored is not None}
-            e["summary"] = describe(e)
-            return COPY, e
-        return SIMILAR, None
+            return Judgement(COPY, Evidence(FEATURES, similarity=round(similarity, 4), file_checked=stored is not None))
+        return NOT_A_COPY
+
+    def judge_files(self, query_path: str, stored_path: str, similarity: float) -> Judgement:
+        """The same verdict between two stored files, the first in the query's place (its cached keypoints, and
+        its mirror image's reflected from them); a file not readable here has no keypoints."""
+        query = QueryFeatures.of_stored(self.stored(query_path) or NO_FEATURES)
+        return self.judge(query, stored_path, similarity)

@@ -250,5 +250,6 @@ def test_a_mirrored_file_is_judged_a_mirrored_copy(sample_images, tmp_path):
     original, mirrored = tmp_path / "chelsea.jpg", tmp_path / "chelsea-mirrored.jpg"
     sample_images["chelsea"].convert("RGB").save(original, quality=90)
     ImageOps.mirror(sample_images["chelsea"].convert("RGB")).save(mirrored, quality=85)
-    verdict, evidence = FileJudge()({"path": str(mirrored)}, {"path": str(original)}, MIRROR_SIMILARITY)
-    assert verdict == COPY and evidence["method"] == "geometry" and evidence["mirrored"]
+    judgement = FileJudge()({"path": str(mirrored)}, {"path": str(original)}, MIRROR_SIMILARITY)
+    verdict, evidence = judgement.match, judgement.evidence
+    assert verdict == COPY and evidence.method == "geometry" and evidence.mirrored

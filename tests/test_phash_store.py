@@ -10,7 +10,7 @@ from conftest import SAMPLE_PHOTOS, jpeg_bytes
 from imgsearch.cli import cli
 from imgsearch.indexing import index_paths
 from imgsearch.phash import PHash, hamming, hash_image
-from imgsearch.search import search_images
+from imgsearch.search import SearchOptions, search_images
 from imgsearch.store import Store
 
 
@@ -22,7 +22,7 @@ def test_distances_equal_brute_force_over_all_stored_hashes(milvus, photo_dir, s
         assert summary.new == len(SAMPLE_PHOTOS)
         stored = {p.name: hash_image(p) for p in photo_dir.iterdir()}
         queries = [(jpeg_bytes(sample_images[n].convert("RGB").rotate(3), 50), n) for n in SAMPLE_PHOTOS[:5]]
-        results = list(search_images(coll, hasher, queries, top_k=len(stored), max_distance=64))
+        results = list(search_images(coll, hasher, queries, SearchOptions(top_k=len(stored), max_distance=64)))
     for (data, name), result in zip(queries, results):
         query_hash = hash_image((data, name))
         expected = sorted(hamming(query_hash, h) for h in stored.values())
@@ -37,12 +37,13 @@ def test_max_distance_and_pages(milvus, photo_dir):
     with Store(milvus.uri) as store:
         coll = store.collection(milvus.collection, hasher.config())
         index_paths(coll, hasher, [photo_dir], owner="me")
-        (exact,) = search_images(coll, hasher, [photo_dir / "coffee.jpg"], top_k=10, max_distance=0)
+        query = [photo_dir / "coffee.jpg"]
+        (exact,) = search_images(coll, hasher, query, SearchOptions(top_k=10, max_distance=0))
         assert [m.path for m in exact.results] == [str(photo_dir / "coffee.jpg")]
-        (all_hits,) = search_images(coll, hasher, [photo_dir / "coffee.jpg"], top_k=6, max_distance=64)
-        (page2,) = search_images(coll, hasher, [photo_dir / "coffee.jpg"], top_k=3, page=2, max_distance=64)
+        (all_hits,) = search_images(coll, hasher, query, SearchOptions(top_k=6, max_distance=64))
+        (page2,) = search_images(coll, hasher, query, SearchOptions(top_k=3, page=2, max_distance=64))
         assert [m.id for m in page2.results] == [m.id for m in all_hits.results[3:]]
-        (nobody,) = search_images(coll, hasher, [photo_dir / "coffee.jpg"], top_k=3, owner="else", max_distance=64)
+        (nobody,) = search_images(coll, hasher, query, SearchOptions(top_k=3, owner="else", max_distance=64))
         assert nobody.results == []
 
 

@@ -12,7 +12,7 @@ from conftest import SAMPLE_PHOTOS, add_black_border, jpeg_bytes
 from imgsearch.cli import cli
 from imgsearch.errors import StoreError
 from imgsearch.indexing import index_paths
-from imgsearch.search import search_images
+from imgsearch.search import SearchOptions, search_images
 from imgsearch.store import MAX_TOP_K, Store
 
 ALICE = SAMPLE_PHOTOS[:8]
@@ -46,7 +46,7 @@ def _edited(sample_images, name):
 
 def test_edited_copies_find_their_original_at_rank_1(coll, vgg, sample_images):
     queries = [_edited(sample_images, name) for name in SAMPLE_PHOTOS]
-    results = list(search_images(coll, vgg, queries, top_k=3))
+    results = list(search_images(coll, vgg, queries, SearchOptions(top_k=3)))
     assert [r.query for r in results] == [f"{n}-edited" for n in SAMPLE_PHOTOS]
     for name, result in zip(SAMPLE_PHOTOS, results):
         assert result.results[0].path.endswith(f"/{name}.jpg"), (name, result.results[0])
@@ -56,45 +56,45 @@ def test_edited_copies_find_their_original_at_rank_1(coll, vgg, sample_images):
 
 def test_pages_are_slices_of_one_ranking(coll, vgg, photo_dir):
     query = [photo_dir / "coffee.jpg"]
-    (six,) = search_images(coll, vgg, query, top_k=6)
-    (page1,) = search_images(coll, vgg, query, top_k=3, page=1)
-    (page2,) = search_images(coll, vgg, query, top_k=3, page=2)
+    (six,) = search_images(coll, vgg, query, SearchOptions(top_k=6))
+    (page1,) = search_images(coll, vgg, query, SearchOptions(top_k=3, page=1))
+    (page2,) = search_images(coll, vgg, query, SearchOptions(top_k=3, page=2))
     assert [(m.rank, m.id) for m in page1.results + page2.results] == [(m.rank, m.id) for m in six.results]
     assert [m.rank for m in page2.results] == [4, 5, 6]
 
 
 def test_threshold_keeps_exactly_the_hits_at_least_that_similar(coll, vgg, photo_dir):
     query = [photo_dir / "rocket.jpg"]
-    (full,) = search_images(coll, vgg, query, top_k=10)
+    (full,) = search_images(coll, vgg, query, SearchOptions(top_k=10))
     cut = full.results[3].similarity
-    (kept,) = search_images(coll, vgg, query, top_k=10, threshold=cut)
+    (kept,) = search_images(coll, vgg, query, SearchOptions(top_k=10, threshold=cut))
     assert [m.id for m in kept.results] == [m.id for m in full.results if m.similarity >= cut]
     assert len(kept.results) == 4
-    (none,) = search_images(coll, vgg, query, top_k=10, threshold=0.99999)
+    (none,) = search_images(coll, vgg, query, SearchOptions(top_k=10, threshold=0.99999))
     assert [m.path for m in none.results] == [full.results[0].path]  # only the image itself
 
 
 def test_owner_sees_only_their_images(coll, vgg, photo_dir):
-    (result,) = search_images(coll, vgg, [photo_dir / "coffee.jpg"], top_k=20, owner="bob")
+    (result,) = search_images(coll, vgg, [photo_dir / "coffee.jpg"], SearchOptions(top_k=20, owner="bob"))
     assert len(result.results) == len(SAMPLE_PHOTOS) - len(ALICE)
     assert {m.owner for m in result.results} == {"bob"}
     assert not any(m.path.endswith("/coffee.jpg") for m in result.results)  # coffee is alice's
-    (nobody,) = search_images(coll, vgg, [photo_dir / "coffee.jpg"], top_k=5, owner="carol")
+    (nobody,) = search_images(coll, vgg, [photo_dir / "coffee.jpg"], SearchOptions(top_k=5, owner="carol"))
     assert nobody.results == []
 
 
 def test_more_asked_than_stored_gives_each_row_once(coll, vgg, photo_dir):
-    (result,) = search_images(coll, vgg, [photo_dir / "moon.jpg"], top_k=100)
+    (result,) = search_images(coll, vgg, [photo_dir / "moon.jpg"], SearchOptions(top_k=100))
     ids = [m.id for m in result.results]
     assert len(ids) == len(SAMPLE_PHOTOS) == len(set(ids))
-    (past_the_end,) = search_images(coll, vgg, [photo_dir / "moon.jpg"], top_k=10, page=3)
+    (past_the_end,) = search_images(coll, vgg, [photo_dir / "moon.jpg"], SearchOptions(top_k=10, page=3))
     assert past_the_end.results == []
 
 
 @pytest.mark.parametrize("top_k, page", [(MAX_TOP_K + 1, 1), (1000, 17), (0, 1), (10, 0)])
 def test_server_limits_are_enforced_everywhere(coll, vgg, photo_dir, top_k, page):
     with pytest.raises(StoreError):
-        list(search_images(coll, vgg, [photo_dir / "moon.jpg"], top_k=top_k, page=page))
+        list(search_images(coll, vgg, [photo_dir / "moon.jpg"], SearchOptions(top_k=top_k, page=page)))
 
 
 def test_a_collection_of_other_settings_is_refused(milvus, vgg, gallery):

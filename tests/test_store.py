@@ -40,7 +40,8 @@ def test_rows_replace_by_key_and_owner_filters_see_them(milvus):
         query = _rows(1)[0]["vector"][None]
         (hits,) = coll.search(query, top_k=20, owner="bob")
         assert len(hits) == 8 and {h.entity["owner"] for h in hits} == {"bob"}
-        assert hits[0].id == f"{0:032x}" and abs(hits[0].distance - 1) < 1e-5  # cosine similarity of itself
+        assert hits[0].id == f"{0:032x}"  # itself: cosine 1, distance 0
+        assert abs(hits[0].similarity - 1) < 1e-5 and abs(hits[0].distance) < 1e-5
 
 
 def test_settings_and_schema_versions_are_checked(milvus):

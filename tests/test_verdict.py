@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from imgsearch import verdict, views
 from imgsearch.cli import cli
 from imgsearch.indexing import index_paths
-from imgsearch.search import search_images
+from imgsearch.search import SearchOptions, search_images
 from imgsearch.store import Store
 
 # Gallery for the search tests: every sample photo but these two, which serve as unrelated queries.
@@ -195,7 +195,7 @@ def originals(tmp_path_factory, sample_images):
 
 
 def _judge(img: Image.Image, original_path, similarity=0.6):
-    query = verdict.QueryFeatures(img, img.size)
+    query = verdict.QueryFeatures.of_image(img, img.size)
     return verdict.Verifier().judge(query, str(original_path), similarity)
 
 
@@ -208,28 +208,31 @@ def _copy(img: Image.Image, quality=85) -> Image.Image:
 
 @pytest.mark.parametrize("angle", [90, 180, 270])
 def test_turned_copies_say_how_far(sample_images, originals, angle):
-    found, evidence = _judge(_copy(sample_images["astronaut"].rotate(angle, expand=True)), originals["astronaut"])
-    assert found == verdict.COPY and evidence["method"] == "geometry"
-    assert abs(evidence["turned"] - angle) < 1.5 and not evidence["mirrored"]
-    assert evidence["original_shown"] > 0.95 and evidence["copy_covered"] > 0.95
+    judgement = _judge(_copy(sample_images["astronaut"].rotate(angle, expand=True)), originals["astronaut"])
+    found, evidence = judgement.match, judgement.evidence
+    assert found == verdict.COPY and evidence.method == "geometry"
+    assert abs(evidence.turned - angle) < 1.5 and not evidence.mirrored
+    assert evidence.original_shown > 0.95 and evidence.copy_covered > 0.95
 
 
 @pytest.mark.parametrize("angle", [-12, 5])
 def test_tilted_copies_with_black_corners(sample_images, originals, angle):
     tilted = sample_images["rocket"].rotate(angle, expand=True, resample=Image.Resampling.BICUBIC)
-    found, evidence = _judge(_copy(tilted), originals["rocket"])
+    judgement = _judge(_copy(tilted), originals["rocket"])
+    found, evidence = judgement.match, judgement.evidence
     assert found == verdict.COPY
-    assert abs(evidence["turned"] - angle % 360) < 1.5 or abs(evidence["turned"] - angle % 360) > 358.5
-    assert f"turned {abs(angle)}°" in evidence["summary"]
+    assert abs(evidence.turned - angle % 360) < 1.5 or abs(evidence.turned - angle % 360) > 358.5
+    assert f"turned {abs(angle)}°" in evidence.summary
 
 
 def test_a_mirrored_copy_is_found_mirrored(sample_images, originals):
     mirrored = _copy(ImageOps.mirror(sample_images["chelsea"]))
-    found, evidence = _judge(mirrored, originals["chelsea"], similarity=verdict.MIRROR_SIMILARITY)
-    assert found == verdict.COPY and evidence["mirrored"] and "mirrored" in evidence["summary"]
-    assert evidence["original_in_copy"] == pytest.approx([0, 0, 1, 1], abs=0.02)
+    judgement = _judge(mirrored, originals["chelsea"], similarity=verdict.MIRROR_SIMILARITY)
+    found, evidence = judgement.match, judgement.evidence
+    assert found == verdict.COPY and evidence.mirrored and "mirrored" in evidence.summary
+    assert evidence.original_in_copy == pytest.approx([0, 0, 1, 1], abs=0.02)
     # The mirrored try is only made for candidates that look alike (mirroring hardly moves the vector).
-    assert _judge(mirrored, originals["chelsea"], similarity=verdict.MIRROR_SIMILARITY - 0.1)[0] == verdict.SIMILAR
+    assert _judge(mirrored, originals["chelsea"], similarity=verdict.MIRROR_SIMILARITY - 0.1).match == verdict.SIMILAR
 
 
 def test_ratio_matches_are_opencvs_brute_force_matches(sample_images):
@@ -277,29 +280,32 @@ def test_mirrored_keypoints_are_those_sift_finds_in_the_mirror_image(sample_imag
 def test_a_mirrored_crop_says_which_part_of_the_original_it_shows(sample_images, originals):
     img = sample_images["astronaut"]  # 512 x 512
     crop = ImageOps.mirror(img.crop((0, 0, 256, 512)))  # the left half, mirrored
-    found, evidence = _judge(_copy(crop), originals["astronaut"], similarity=verdict.MIRROR_SIMILARITY)
-    assert found == verdict.COPY and evidence["mirrored"]
-    assert evidence["original_region"] == pytest.approx([0, 0, 0.5, 1], abs=0.03)
-    assert evidence["original_in_copy"] == pytest.approx([0, 0, 1, 1], abs=0.03)
+    judgement = _judge(_copy(crop), originals["astronaut"], similarity=verdict.MIRROR_SIMILARITY)
+    found, evidence = judgement.match, judgement.evidence
+    assert found == verdict.COPY and evidence.mirrored
+    assert evidence.original_region == pytest.approx([0, 0, 0.5, 1], abs=0.03)
+    assert evidence.original_in_copy == pytest.approx([0, 0, 1, 1], abs=0.03)
 
 
 def test_a_crop_says_which_part_of_the_original_it_shows(sample_images, originals):
     img = sample_images["astronaut"]  # 512 x 512
     crop = img.crop((256, 0, 512, 256))  # the top-right quarter
-    found, evidence = _judge(_copy(crop.resize((384, 384))), originals["astronaut"])
+    judgement = _judge(_copy(crop.resize((384, 384))), originals["astronaut"])
+    found, evidence = judgement.match, judgement.evidence
     assert found == verdict.COPY
-    assert evidence["original_region"] == pytest.approx([0.5, 0.0, 1.0, 0.5], abs=0.03)
-    assert evidence["original_shown"] == pytest.approx(0.25, abs=0.03)
-    assert evidence["scale"] == pytest.approx(1.5, rel=0.05)
+    assert evidence.original_region == pytest.approx([0.5, 0.0, 1.0, 0.5], abs=0.03)
+    assert evidence.original_shown == pytest.approx(0.25, abs=0.03)
+    assert evidence.scale == pytest.approx(1.5, rel=0.05)
 
 
 def test_a_page_says_where_the_original_sits(sample_images, originals):
     page, (x0, y0, x1, y1) = _page(sample_images["coffee"])
-    found, evidence = _judge(_copy(page), originals["coffee"])
+    judgement = _judge(_copy(page), originals["coffee"])
+    found, evidence = judgement.match, judgement.evidence
     assert found == verdict.COPY
     expected = [x0 / page.width, y0 / page.height, x1 / page.width, y1 / page.height]
-    assert evidence["original_in_copy"] == pytest.approx(expected, abs=0.02)
-    assert evidence["scale"] == pytest.approx(500 / sample_images["coffee"].width, rel=0.05)
+    assert evidence.original_in_copy == pytest.approx(expected, abs=0.02)
+    assert evidence.scale == pytest.approx(500 / sample_images["coffee"].width, rel=0.05)
 
 
 def test_a_photo_in_a_page_is_verified_on_its_own_and_told_in_the_page_s_terms(sample_images, originals):
@@ -307,19 +313,20 @@ def test_a_photo_in_a_page_is_verified_on_its_own_and_told_in_the_page_s_terms(s
     page = _copy(page)
     (region,) = views.picture_regions(page)
     fraction = tuple(c / s for c, s in zip(region, page.size * 2))
-    whole = verdict.QueryFeatures(page, page.size)
+    whole = verdict.QueryFeatures.of_image(page, page.size)
     part = whole.region(fraction)
     assert part.full_size == (region[2] - region[0], region[3] - region[1]) and whole.region(fraction) is part
-    found, evidence = verdict.Verifier().judge(part, str(originals["coffee"]), 0.6)
-    assert found == verdict.COPY and evidence["method"] == "geometry"
+    judgement = verdict.Verifier().judge(part, str(originals["coffee"]), 0.6)
+    found, evidence = judgement.match, judgement.evidence
+    assert found == verdict.COPY and evidence.method == "geometry"
     expected = [box[0] / page.width, box[1] / page.height, box[2] / page.width, box[3] / page.height]
-    assert evidence["original_in_copy"] == pytest.approx(expected, abs=0.02)
-    assert evidence["copy_covered"] == pytest.approx((expected[2] - expected[0]) * (expected[3] - expected[1]),
+    assert evidence.original_in_copy == pytest.approx(expected, abs=0.02)
+    assert evidence.copy_covered == pytest.approx((expected[2] - expected[0]) * (expected[3] - expected[1]),
                                                      abs=0.01)
-    assert evidence["scale"] == pytest.approx(300 / sample_images["coffee"].width, rel=0.05)
+    assert evidence.scale == pytest.approx(300 / sample_images["coffee"].width, rel=0.05)
     # The page's own keypoints are mostly its text's: the photo alone has more agreeing ones.
     fit = verdict.verify(whole, verdict.Verifier().stored(str(originals["coffee"])))
-    assert fit is None or fit.inliers < evidence["inliers"]
+    assert fit is None or fit.inliers < evidence.inliers
 
 
 def test_stored_files_judged_against_each_other_are_whole_queries(sample_images, originals, tmp_path):
@@ -328,34 +335,37 @@ def test_stored_files_judged_against_each_other_are_whole_queries(sample_images,
 
     copy = tmp_path / "coffee-framed.jpg"
     copy.write_bytes(jpeg_bytes(_framed(sample_images["coffee"], (255, 255, 255))[0], 85))
-    found, evidence = FileJudge()({"path": str(copy)}, {"path": str(originals["coffee"])}, 0.9)
-    assert found == verdict.COPY and evidence["copy_covered"] == pytest.approx(1 / 1.24 ** 2, abs=0.03)
+    judgement = FileJudge()({"path": str(copy)}, {"path": str(originals["coffee"])}, 0.9)
+    found, evidence = judgement.match, judgement.evidence
+    assert found == verdict.COPY and evidence.copy_covered == pytest.approx(1 / 1.24 ** 2, abs=0.03)
 
 
 def test_a_downscaled_recompressed_copy(sample_images, originals):
     img = sample_images["coffee"]
     small = img.resize((img.width * 3 // 10, img.height * 3 // 10), Image.Resampling.LANCZOS)
-    found, evidence = _judge(_copy(small, quality=30), originals["coffee"])
-    assert found == verdict.COPY and evidence["scale"] == pytest.approx(0.3, rel=0.05)
-    assert 0 <= evidence["turned"] < 360 and min(evidence["turned"], 360 - evidence["turned"]) < 1
-    assert "scaled to 30%" in evidence["summary"]
+    judgement = _judge(_copy(small, quality=30), originals["coffee"])
+    found, evidence = judgement.match, judgement.evidence
+    assert found == verdict.COPY and evidence.scale == pytest.approx(0.3, rel=0.05)
+    assert 0 <= evidence.turned < 360 and min(evidence.turned, 360 - evidence.turned) < 1
+    assert "scaled to 30%" in evidence.summary
 
 
 def test_different_photos_are_never_a_geometric_copy(sample_images, originals):
     """Every ordered pair of different sample photos (textures, a night sky, portraits), as they are."""
     checker = verdict.Verifier()
-    queries = {name: verdict.QueryFeatures(img, img.size) for name, img in sample_images.items()}
+    queries = {name: verdict.QueryFeatures.of_image(img, img.size) for name, img in sample_images.items()}
     for a, b in itertools.permutations(SAMPLE_PHOTOS, 2):
         assert verdict.verify(queries[a], checker.stored(str(originals[b]))) is None, (a, b)
     assert checker.files_read == len(SAMPLE_PHOTOS)
 
 
 def test_without_a_readable_file_only_a_strict_cosine_makes_a_copy(sample_images, tmp_path):
-    query = verdict.QueryFeatures(sample_images["coffee"], sample_images["coffee"].size)
+    query = verdict.QueryFeatures.of_image(sample_images["coffee"], sample_images["coffee"].size)
     checker = verdict.Verifier()
-    found, evidence = checker.judge(query, str(tmp_path / "gone.jpg"), verdict.COPY_SIMILARITY + 0.01)
-    assert found == verdict.COPY and evidence["method"] == "features" and evidence["file_checked"] is False
-    assert checker.judge(query, str(tmp_path / "gone.jpg"), verdict.COPY_SIMILARITY - 0.01) == (verdict.SIMILAR, None)
+    judgement = checker.judge(query, str(tmp_path / "gone.jpg"), verdict.COPY_SIMILARITY + 0.01)
+    found, evidence = judgement.match, judgement.evidence
+    assert found == verdict.COPY and evidence.method == "features" and evidence.file_checked is False
+    assert checker.judge(query, str(tmp_path / "gone.jpg"), verdict.COPY_SIMILARITY - 0.01) == verdict.NOT_A_COPY
 
 
 def test_a_second_shot_of_the_same_scene_is_similar_however_close(sample_images, tmp_path):
@@ -365,8 +375,9 @@ def test_a_second_shot_of_the_same_scene_is_similar_however_close(sample_images,
 
     left, right = skimage.data.stereo_motorcycle()[:2]
     Image.fromarray(right).save(tmp_path / "right.jpg", quality=92)
-    query = verdict.QueryFeatures(Image.fromarray(left), Image.fromarray(left).size)
-    found, evidence = verdict.Verifier().judge(query, str(tmp_path / "right.jpg"), 0.97)
+    query = verdict.QueryFeatures.of_image(Image.fromarray(left), Image.fromarray(left).size)
+    judgement = verdict.Verifier().judge(query, str(tmp_path / "right.jpg"), 0.97)
+    found, evidence = judgement.match, judgement.evidence
     assert (found, evidence) == (verdict.SIMILAR, None)
 
 
@@ -416,24 +427,24 @@ def _edits(sample_images):
 def test_edited_copies_are_found_first_as_copies(coll, vgg, sample_images):
     edits = _edits(sample_images)
     queries = [(jpeg_bytes(img, 80), label) for label, (_, img) in edits.items()]
-    for result in search_images(coll, vgg, queries, top_k=5):
+    for result in search_images(coll, vgg, queries, SearchOptions(top_k=5)):
         original = edits[result.query][0]
         first = result.results[0]
         assert first.path.endswith(f"/{original}.jpg") and first.match == "copy", (result.query, first)
-        assert first.evidence["method"] == "geometry" and first.evidence["inliers"] >= verdict.MIN_INLIERS
+        assert first.evidence.method == "geometry" and first.evidence.inliers >= verdict.MIN_INLIERS
         assert all(m.match == "similar" for m in result.results[1:]), result.query
         assert [m.rank for m in result.results] == list(range(1, len(result.results) + 1))
 
 
 def test_a_collage_finds_its_tile_s_original_as_a_copy(coll, vgg, sample_images):
     row, boxes = _collage([sample_images[n] for n in ("motorcycle", "chelsea", "cell")])
-    (result,) = search_images(coll, vgg, [(jpeg_bytes(row, 85), "collage")], top_k=5)
+    (result,) = search_images(coll, vgg, [(jpeg_bytes(row, 85), "collage")], SearchOptions(top_k=5))
     copies = [m for m in result.results if m.match == "copy"]
     assert [m.path.rsplit("/", 1)[1] for m in copies] == ["chelsea.jpg"], result.results
     evidence = copies[0].evidence
-    assert evidence["method"] == "geometry" and evidence["view"].startswith("region-")
+    assert evidence.method == "geometry" and evidence.view.startswith("region-")
     x0, y0, x1, y1 = boxes[1]
-    assert evidence["original_in_copy"] == pytest.approx(
+    assert evidence.original_in_copy == pytest.approx(
         [x0 / row.width, y0 / row.height, x1 / row.width, y1 / row.height], abs=0.02)
 
 
@@ -442,23 +453,23 @@ def test_unrelated_photos_are_only_similar(coll, vgg, sample_images):
     # Pasted into a page and side by side in a collage: looked at region by region, still only similar.
     queries.append((jpeg_bytes(_page(sample_images["motorcycle"], 0.5)[0], 85), "page"))
     queries.append((jpeg_bytes(_collage([sample_images[n] for n in UNRELATED])[0], 85), "collage"))
-    for result in search_images(coll, vgg, queries, top_k=10):
+    for result in search_images(coll, vgg, queries, SearchOptions(top_k=10)):
         assert result.results and all(m.match == "similar" for m in result.results), result.query
 
 
 def test_copies_only_and_the_threshold(coll, vgg, sample_images):
     query = [(jpeg_bytes(sample_images["astronaut"].rotate(90, expand=True), 80), "turned")]
-    (only,) = search_images(coll, vgg, query, top_k=5, copies_only=True)
+    (only,) = search_images(coll, vgg, query, SearchOptions(top_k=5, copies_only=True))
     assert [m.path.rsplit("/", 1)[1] for m in only.results] == ["astronaut.jpg"]
     # A turned copy's cosine is low: the threshold cuts similar images, never copies.
-    (strict,) = search_images(coll, vgg, query, top_k=5, threshold=0.99)
+    (strict,) = search_images(coll, vgg, query, SearchOptions(top_k=5, threshold=0.99))
     assert [m.match for m in strict.results] == ["copy"] and strict.results[0].similarity < 0.99
 
 
 def test_without_the_verdict_results_are_as_before(coll, vgg, sample_images):
     query = [(jpeg_bytes(sample_images["coffee"], 80), "coffee")]
-    (plain,) = search_images(coll, vgg, query, top_k=4, verify=False)
-    (judged,) = search_images(coll, vgg, query, top_k=4)
+    (plain,) = search_images(coll, vgg, query, SearchOptions(top_k=4, verify=False))
+    (judged,) = search_images(coll, vgg, query, SearchOptions(top_k=4))
     assert all(m.match is None and m.evidence is None for m in plain.results)
     assert [m.id for m in plain.results] == [m.id for m in judged.results]  # the copy was rank 1 already
     assert set(plain.as_dict()["results"][0]) == {"rank", "id", "path", "similarity", "distance", "owner"}
@@ -466,9 +477,9 @@ def test_without_the_verdict_results_are_as_before(coll, vgg, sample_images):
 
 def test_page_two_does_not_repeat_page_one_copies(coll, vgg, photo_dir):
     query = [photo_dir / "coffee.jpg"]
-    (page1,) = search_images(coll, vgg, query, top_k=3, threshold=-1)
-    (page2,) = search_images(coll, vgg, query, top_k=3, page=2, threshold=-1)
-    (six,) = search_images(coll, vgg, query, top_k=6, threshold=-1)
+    (page1,) = search_images(coll, vgg, query, SearchOptions(top_k=3, threshold=-1))
+    (page2,) = search_images(coll, vgg, query, SearchOptions(top_k=3, page=2, threshold=-1))
+    (six,) = search_images(coll, vgg, query, SearchOptions(top_k=6, threshold=-1))
     assert page1.results[0].match == "copy"
     assert [m.id for m in page1.results + page2.results] == [m.id for m in six.results]
 

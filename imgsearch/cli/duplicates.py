@@ -41,24 +41,23 @@ def _print_group(number, group):
     for c in group.copies:
         m = c.member
         table.add_row("copy", f"{c.similarity:.4f}", escape(m.path), f"{m.width}x{m.height}",
-                      escape((c.evidence or {}).get("summary", "")))
+                      escape(c.evidence.summary if c.evidence else ""))
     console().print(table)
 
 
-def _undo(manifest_path, uri, collection, as_json):
-    from ..duplicates import read_manifest, undo_moves
+def _undo(journal_path, uri, collection, as_json):
+    from ..duplicates import read_journal, undo_moves
 
-    manifest = read_manifest(manifest_path)
-    with connect(uri or manifest["uri"]) as store:
-        result = undo_moves(_open(store, collection or manifest["collection"]), manifest)
-    for path, reason in result["skipped"]:
+    journal = read_journal(journal_path)
+    with connect(uri or journal["uri"]) as store:
+        result = undo_moves(_open(store, collection or journal["collection"]), journal)
+    for path, reason in result.skipped:
         err_line(f"not moved back: {path}: {reason}")
     if as_json:
-        print_json({"restored": result["restored"], "skipped": [{"path": p, "reason": r} for p, r in
-                                                                result["skipped"]]})
+        print_json({"restored": result.restored, "skipped": [{"path": p, "reason": r} for p, r in result.skipped]})
     else:
-        err_line(f"moved {result['restored']} file(s) back; their rows have their old paths again")
-    return EXIT_OK if not result["skipped"] else EXIT_PARTIAL
+        err_line(f"moved {result.restored} file(s) back; their rows have their old paths again")
+    return EXIT_OK if not result.skipped else EXIT_PARTIAL
 
 
 @cli.command()
@@ -72,9 +71,10 @@ def _undo(manifest_path, uri, collection, as_json):
 @click.option("--move-copies-to", "move_to", type=click.Path(file_okay=False),
               help="Move the copies under DIR, keeping their folders; without --yes only print the plan.")
 @click.option("--yes", is_flag=True, help="Really move (with --move-copies-to).")
-@click.option("--undo", "undo_manifest", type=click.Path(exists=True, dir_okay=False),
-              help="Move back what the manifest of an earlier --move-copies-to moved, and re-path its rows.")
-def duplicates(paths, uri, collection, owner, as_json, csv_path, html_path, move_to, yes, undo_manifest):
+@click.option("--undo", "undo_journal", metavar="JOURNAL", type=click.Path(exists=True, dir_okay=False),
+              help="Move back what an earlier --move-copies-to moved (its moves journal, a JSON file it named), "
+              "and re-path its rows.")
+def duplicates(paths, uri, collection, owner, as_json, csv_path, html_path, move_to, yes, undo_journal):
     """Every group of copies in the collection (optionally only among images under PATH...), with its original.
 
     A group holds images the copy verdict calls copies of each other (recompressed, resized, cropped, framed,
@@ -83,8 +83,8 @@ def duplicates(paths, uri, collection, owner, as_json, csv_path, html_path, move
     frames), least-recompressed (JPEG quantisation), earliest-mtime. Nothing is ever deleted.
     Exit 0: done; 1: some files could not be read (named) or not moved; 2: nothing could be done.
     """
-    if undo_manifest:
-        sys.exit(_undo(undo_manifest, uri, collection, as_json))
+    if undo_journal:
+        sys.exit(_undo(undo_journal, uri, collection, as_json))
     if yes and not move_to:
         raise ImgsearchError("--yes goes with --move-copies-to DIR")
     from ..duplicates import find_duplicates, move_copies, plan_moves
@@ -105,12 +105,12 @@ def duplicates(paths, uri, collection, owner, as_json, csv_path, html_path, move
         err_line(f"{len(report.groups)} group(s), {copies} copies, among {report.rows:,} images "
                  f"({report.pairs_judged:,} pairs checked)")
         if csv_path:
-            from ..duplicate_reports import write_csv
+            from ..duplicates.export import write_csv
 
             write_csv(report.groups, csv_path)
             err_line(f"wrote {csv_path}")
         if html_path:
-            from ..duplicate_reports import write_html
+            from ..duplicates.export import write_html
 
             write_html(report.groups, html_path)
             err_line(f"wrote {html_path}")
@@ -121,18 +121,18 @@ def duplicates(paths, uri, collection, owner, as_json, csv_path, html_path, move
                     err_line(f"would move {m.source} -> {m.target}")
                 err_line(f"{len(moves)} file(s) would move; nothing moved (add --yes to move them)")
             elif moves:
-                manifest = _manifest_path(move_to)
-                result = move_copies(coll, moves, manifest, store.uri)
-                for path, reason in result["failed"]:
+                journal = _journal_path(move_to)
+                result = move_copies(coll, moves, journal, store.uri)
+                for path, reason in result.failed:
                     err_line(f"not moved: {path}: {reason}")
-                partial = partial or bool(result["failed"])
-                err_line(f"moved {result['moved']} file(s); manifest {manifest}")
-                err_line(f"undo: imgsearch duplicates --undo {shlex.quote(manifest)}")
+                partial = partial or bool(result.failed)
+                err_line(f"moved {result.moved} file(s); moves journal {journal}")
+                err_line(f"undo: imgsearch duplicates --undo {shlex.quote(journal)}")
     sys.exit(EXIT_PARTIAL if partial else EXIT_OK)
 
 
-def _manifest_path(folder) -> str:
-    """A new manifest file in the destination (never one of an earlier run)."""
+def _journal_path(folder) -> str:
+    """A new moves journal in the destination (never one of an earlier run)."""
     import time
 
     stem = os.path.join(os.path.abspath(folder), f"imgsearch-duplicates-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -122,17 +122,17 @@ def print_results(result, show_distance_as_int=False):
     out.print(table)
     for m in result.results:
         if m.evidence:  # under the table, where a long sentence reads better than in a folded column
-            out.print(f"  rank {m.rank} is a copy: {escape(m.evidence['summary'])}", highlight=False)
+            out.print(f"  rank {m.rank} is a copy: {escape(m.evidence.summary)}", highlight=False)
 
 
-def run_search(queries, uri, collection, embedder_cls, options, top_k, page, owner, as_json, **limits):
+def run_search(queries, uri, collection, embedder_cls, model_options: dict, search_options, as_json):
     from ..search import search_images
 
     sources = read_queries(queries)
-    store, coll, embedder = open_collection(uri, collection, embedder_cls, create=False, **options)
+    store, coll, embedder = open_collection(uri, collection, embedder_cls, create=False, **model_options)
     failed = 0
     with store:
-        for result in search_images(coll, embedder, sources, top_k=top_k, page=page, owner=owner, **limits):
+        for result in search_images(coll, embedder, sources, search_options):
             failed += bool(result.error)
             if as_json:
                 print_json(result.as_dict())
@@ -173,11 +173,13 @@ def search(queries, uri, collection, weights, pooling, resize, border_tolerance,
     Exit 0: all queries ran; 1: some query images failed; 2: nothing could be done.
     """
     from ..features import VGG16Features
+    from ..search import SearchOptions
 
-    options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance,
-                   precision=precision)
-    sys.exit(run_search(queries, uri, collection or "images", VGG16Features, options, top_k, page, owner, as_json,
-                        threshold=threshold, copies_only=copies_only, verify=verdict))
+    model_options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance,
+                         precision=precision)
+    search_options = SearchOptions(top_k=top_k, page=page, owner=owner, threshold=threshold,
+                                   copies_only=copies_only, verify=verdict)
+    sys.exit(run_search(queries, uri, collection or "images", VGG16Features, model_options, search_options, as_json))
 
 
 @cli.command()
@@ -282,7 +284,7 @@ def demo(workdir, weights, precision):
     from .. import demo as demo_photos
     from ..features import VGG16Features
     from ..indexing import index_paths
-    from ..search import search_images
+    from ..search import SearchOptions, search_images
     from ..verdict import COPY
 
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="imgsearch-demo-"))
@@ -300,7 +302,7 @@ def demo(workdir, weights, precision):
                 summary = index_paths(coll, embedder, [photos], progress=progress)
             err_line(f"indexed {summary.new} photos")
             err_line(f"$ imgsearch search {query} --uri {uri} --top-k 5 --threshold -1")
-            (result,) = search_images(coll, embedder, [query], top_k=5)
+            (result,) = search_images(coll, embedder, [query], SearchOptions(top_k=5))
         print_results(result)
     finally:
         if not workdir:

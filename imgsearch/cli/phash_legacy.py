@@ -160,7 +160,8 @@ def phash_legacy_search(queries, uri, collection, top_k, page, owner, max_distan
     distance and similarity 1 - distance/64. Exit 0: all queries ran; 1: some query images failed.
     """
     from ..phash import DEFAULT_MAX_DISTANCE, PHash
+    from ..search import SearchOptions
 
     max_distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
-    sys.exit(run_search(queries, uri, collection or "phash", PHash, {}, top_k, page, owner, as_json,
-                        max_distance=max_distance))
+    options = SearchOptions(top_k=top_k, page=page, owner=owner, max_distance=max_distance)
+    sys.exit(run_search(queries, uri, collection or "phash", PHash, {}, options, as_json))

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from ..errors import ImageError, ImgsearchError
 from ..features import NOT_AN_IMAGE, load_image
 from ..indexing import check_key, delete_keys, index_keyed
-from ..search import DEFAULT_THRESHOLD
+from ..search import DEFAULT_THRESHOLD, SearchOptions
 from ..store import check_owner, check_page, row_id
 from .worker import Worker
 
@@ -142,10 +142,10 @@ def create_app(worker: Worker, token: str | None = None, max_body: int = DEFAULT
         check_page(top_k, page)
         if owner is not None:
             check_owner(owner)
-        options = dict(top_k=top_k, page=page, threshold=threshold, owner=owner, copies_only=copies_only,
-                       verify=verdict)
+        options = SearchOptions(top_k=top_k, page=page, threshold=threshold, owner=owner, copies_only=copies_only,
+                                verify=verdict)
         data, label = await _read_image(request, max_body)
-        result = await asyncio.wrap_future(worker.search(data, label, **options))
+        result = await asyncio.wrap_future(worker.search(data, label, options))
         if result.error:
             raise _image_error(result.query, result.error)
         return result.as_dict()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from ..search import search_images
+from ..search import SearchOptions, search_images
 from ..verdict import Verifier
 
 _STOP = object()
@@ -24,12 +24,8 @@ _STOP = object()
 @dataclass
 class _Search:
     source: tuple[bytes, str]  # (image bytes, label): the source form search_images takes
-    options: dict
+    options: SearchOptions  # searches with equal options share one search_images call
     future: Future = field(default_factory=Future)
-
-    @property
-    def group(self):
-        return tuple(sorted(self.options.items()))
 
 
 @dataclass
@@ -93,8 +89,8 @@ class Worker:
         self.stop()
 
     # -- jobs -----------------------------------------------------------------------------------
-    def search(self, image: bytes, label: str, **options) -> Future:
-        """A future QueryResult for one query image; ``options`` are search_images keyword arguments."""
+    def search(self, image: bytes, label: str, options: SearchOptions) -> Future:
+        """A future QueryResult for one query image."""
         job = _Search((image, label), options)
         self._queue.put(job)
         return job.future
@@ -147,11 +143,11 @@ class Worker:
         return jobs
 
     def _execute(self, jobs: list):
-        groups: dict[tuple, list[_Search]] = {}
+        groups: dict[SearchOptions, list[_Search]] = {}
         # A request whose client went away (its future cancelled) is dropped before it costs anything.
         for job in [job for job in jobs if job.future.set_running_or_notify_cancel()]:
             if isinstance(job, _Search):
-                groups.setdefault(job.group, []).append(job)
+                groups.setdefault(job.options, []).append(job)
                 continue
             self.stats.calls += 1
             try:
@@ -164,10 +160,8 @@ class Worker:
             self.stats.largest_batch = max(self.stats.largest_batch, len(searches))
             sources = [job.source for job in searches]
             try:
-                results = list(search_images(
-                    self.collection, self.embedder, sources, batch_size=len(sources), verifier=self.verifier,
-                    **searches[0].options,
-                ))
+                results = list(search_images(self.collection, self.embedder, sources, searches[0].options,
+                                             batch_size=len(sources), verifier=self.verifier))
             except Exception as e:  # noqa: BLE001  (a bad parameter fails the requests that share it, no others)
                 for job in searches:
                     job.future.set_exception(e)

@@ -7,7 +7,7 @@ import csv
 import html
 import io
 
-from .duplicates import Group
+from .groups import Group
 
 THUMB_SIDE = 160
 THUMB_QUALITY = 70
@@ -24,17 +24,23 @@ def write_csv(groups: list[Group], path: str):
             out.writerow([number, "original", o.path, "", o.width, o.height, o.size, group.rule, group.reason,
                           "", "", "", "", "", ""])
             for c in group.copies:
-                e = c.evidence or {}
                 m = c.member
                 out.writerow([number, "copy", m.path, f"{c.similarity:.4f}", m.width, m.height, m.size, "", "",
-                              e.get("scale", ""), e.get("turned", ""), e.get("mirrored", ""),
-                              e.get("original_shown", ""), e.get("copy_covered", ""), e.get("summary", "")])
+                              *_evidence_columns(c.evidence)])
+
+
+def _evidence_columns(e) -> list:
+    """scale, turned, mirrored, original_shown, copy_covered and the summary; blank where the evidence has none."""
+    if e is None:
+        return [""] * 6
+    values = (e.scale, e.turned, e.mirrored, e.original_shown, e.copy_covered)
+    return [*("" if v is None else v for v in values), e.summary]
 
 
 def thumbnail_uri(path: str) -> str | None:
     """A small JPEG of the file as a data: URI (the sheet works offline and moved), or None if unreadable."""
-    from .errors import ImageError
-    from .features import load_image
+    from ..errors import ImageError
+    from ..features import load_image
 
     try:
         image = load_image(path, min_side=THUMB_SIDE).image
@@ -67,7 +73,7 @@ def write_html(groups: list[Group], path: str, title: str = "imgsearch duplicate
                      f"</code> ({esc(group.reason)})</h2><div class='cards'>")
         cards = [(group.original, "original", "ORIGINAL", f"{group.original.width}x{group.original.height}")]
         cards += [(c.member, "copy", f"copy, similarity {c.similarity:.3f}",
-                   (c.evidence or {}).get("summary", "")) for c in group.copies]
+                   c.evidence.summary if c.evidence else "") for c in group.copies]
         for member, kind, badge, text in cards:
             uri = thumbnail_uri(member.path)
             img = f"<img src='{uri}' alt=''>" if uri else "<p>(file not readable)</p>"
