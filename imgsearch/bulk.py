@@ -55,16 +55,16 @@ def plan_shards(paths: list[str], shard_size: int) -> list[Shard]:
     return shards
 
 
-def gather_inputs(paths, manifest_file: str | None, include_hidden: bool) -> tuple[list[str], list[tuple[str, str]]]:
-    """Absolute paths of the files under ``paths`` plus those listed in ``manifest_file``, each once, in order."""
+def gather_inputs(paths, paths_file: str | None, include_hidden: bool) -> tuple[list[str], list[tuple[str, str]]]:
+    """Absolute paths of the files under ``paths`` plus those listed in ``paths_file``, each once, in order."""
     errors: list[tuple[str, str]] = []
     found = [entry.path for entry in walk_files([os.path.abspath(p) for p in paths], include_hidden, errors)]
-    if manifest_file:
+    if paths_file:
         try:
-            with open(manifest_file, encoding="utf-8", errors="surrogateescape") as f:
+            with open(paths_file, encoding="utf-8", errors="surrogateescape") as f:
                 found += [os.path.abspath(line.rstrip("\r\n")) for line in f if line.strip()]
         except OSError as e:
-            raise BulkError(f"cannot read the manifest {manifest_file}: {e.strerror or e}") from None
+            raise BulkError(f"cannot read the list of paths {paths_file}: {e.strerror or e}") from None
     return list(dict.fromkeys(found)), errors  # a path twice would be two rows with one primary key
 
 
@@ -188,7 +188,7 @@ def extract(
     paths,
     out_dir,
     *,
-    manifest_file: str | None = None,
+    paths_file: str | None = None,
     options: dict | None = None,
     owner: str = "",
     shard_size: int = DEFAULT_SHARD_SIZE,
@@ -198,7 +198,8 @@ def extract(
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Extract the images under ``paths`` (and in ``manifest_file``) into shards in ``out_dir``; return the manifest."""
+    """Extract the images under ``paths`` (and listed in ``paths_file``) into shards in ``out_dir``; return the
+    manifest (what manifest.json holds)."""
     owner = check_owner(owner)
     options = {k: v for k, v in (options or {}).items() if v is not None}
     if "weights" in options:  # the workers resolve it, maybe from another working directory
@@ -206,7 +207,7 @@ def extract(
     config = VGG16Features(**options).config()  # the settings only: the driver never builds the model
     out = Path(out_dir).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    sources, walk_failures = gather_inputs(paths, manifest_file, include_hidden)
+    sources, walk_failures = gather_inputs(paths, paths_file, include_hidden)
     if not sources:
         why = f" ({walk_failures[0][0]}: {walk_failures[0][1]})" if walk_failures else ""
         raise BulkError(f"no files to extract{why}")

@@ -43,7 +43,8 @@ RATIO = 0.75  # Lowe's ratio test: a match must be clearly better than the secon
 RANSAC_PIXELS = 3.0  # reprojection error allowed, in pixels of the stored picture at WORK_SIDE
 # A geometric copy verdict needs this many matches agreeing on one transform, and this share of all the (one to
 # one) matches that pass the ratio test: copies of dev photos measured 16-180 agreeing and 89-97%; two shots of
-# one scene (the dev photos' stereo pairs) up to 140 agreeing but 19-54%; unrelated photos at most 5.
+# one scene (the dev photos' stereo pairs) up to 147 agreeing but 19-57% (docs/verdict.md; benchmarks/RESULTS.md,
+# verdict: the most agreeing keypoints in unrelated pairs).
 MIN_INLIERS = 12
 MIN_INLIER_SHARE = 0.6
 # The agreeing keypoints must cover this share of one of the two pictures: a cluster in one dark corner (JPEG
@@ -171,7 +172,7 @@ def ratio_matches(query: np.ndarray, stored: np.ndarray) -> tuple[np.ndarray, np
     product instead of its knnMatch and a loop over its results. The product is OpenCV's, not numpy's: OpenBLAS's
     threads spin while they wait, and took the core from the other check thread's SIFT (a stored file's keypoints
     and two matches, two threads at a time: 69 ms with knnMatch, 76 with numpy's product, 60 with OpenCV's;
-    benchmarks/RESULTS.md, section 9c)."""
+    benchmarks/RESULTS.md, verdict: cheaper checks)."""
     import cv2
 
     q = query.astype(np.float32)

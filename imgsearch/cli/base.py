@@ -8,7 +8,7 @@ import click
 
 from ..errors import ImgsearchError
 
-# Exit codes, documented in the README.
+# Exit codes, documented in docs/indexing-and-search.md (output, errors and exit codes).
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the job ran but some inputs failed (or check-cpu: no AVX2)
 EXIT_FATAL = 2  # nothing done: bad usage, unreachable store, missing weights, cannot tell

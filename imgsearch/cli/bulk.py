@@ -19,8 +19,10 @@ def bulk():
 
 @bulk.command("extract")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--manifest", "manifest_file", type=click.Path(dir_okay=False),
+@click.option("--paths-from", "paths_file", type=click.Path(dir_okay=False),
               help="A file of image paths, one per line, readable by every worker (instead of or with PATH).")
+# The old spelling: "manifest" names only the job's manifest.json now.
+@click.option("--manifest", "old_paths_file", type=click.Path(dir_okay=False), hidden=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Folder for the shards and manifest.json; on a cluster, one the driver and every worker see.")
 @click.option("--master", default=None,
@@ -33,9 +35,9 @@ def bulk():
 @click.option("--hidden", is_flag=True, help="Include hidden files and folders.")
 @feature_options
 @json_option
-def extract(paths, manifest_file, out, master, shard_size, batch_size, owner, hidden, weights, pooling, resize,
-            border_tolerance, precision, as_json):
-    """Embed the images under PATH... (and/or in --manifest) into Parquet shards in --out, as a Spark job.
+def extract(paths, paths_file, old_paths_file, out, master, shard_size, batch_size, owner, hidden, weights, pooling,
+            resize, border_tolerance, precision, as_json):
+    """Embed the images under PATH... (and/or listed in --paths-from) into Parquet shards in --out, as a Spark job.
 
     The rows are those `imgsearch index` makes, in Milvus's import format, with manifest.json (counts,
     failures, the collection settings). Running it again skips the finished shards. Exit 0: all extracted;
@@ -44,15 +46,16 @@ def extract(paths, manifest_file, out, master, shard_size, batch_size, owner, hi
     from .. import bulk as bulk_lib
     from ..errors import BulkError
 
-    if not paths and not manifest_file:
-        raise BulkError("give folders or files to extract, or --manifest FILE")
+    paths_file = paths_file or old_paths_file
+    if not paths and not paths_file:
+        raise BulkError("give folders or files to extract, or --paths-from FILE")
     # Each worker resolves --precision auto on its own CPU (a cluster's machines may differ); vectors of either
     # precision belong to the same collection.
     options = dict(weights=weights, pooling=pooling, resize=resize, border_tolerance=border_tolerance,
                    precision=precision)
     with _ProgressBar("Extracting") as progress:
         manifest = bulk_lib.extract(
-            paths, out, manifest_file=manifest_file, options=options, owner=owner, shard_size=shard_size,
+            paths, out, paths_file=paths_file, options=options, owner=owner, shard_size=shard_size,
             batch_size=batch_size, master=master, include_hidden=hidden, progress=progress, log=err_line,
         )
     if as_json:

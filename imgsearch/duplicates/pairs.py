@@ -21,8 +21,9 @@ from ..verdict import Judgement, Verifier
 from .groups import ROW_FIELDS
 
 # Pairs below this cosine are never judged. Edited copies of the dev photos scored >= 0.67 against their
-# original (crops to 70%, watermarks) and 0.54 for a 90-degree turn (benchmarks/RESULTS.md): 0.60 keeps nearly
-# all of them while unrelated pairs mostly stay under it, so few files are opened for nothing.
+# original for crops to 70%, >= 0.60 for watermarks and 0.54 for a 90-degree turn (benchmarks/RESULTS.md,
+# accuracy): 0.60 keeps nearly all of them while unrelated pairs mostly stay under it, so few files are opened for
+# nothing.
 CANDIDATE_FLOOR = 0.60
 NEIGHBOURS = 6  # nearest rows asked per row: itself and its 5 nearest others
 BATCH = 256  # rows per search call
