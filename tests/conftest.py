@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 from dataclasses import dataclass
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from helpers import jpeg_bytes  # noqa: F401  (test modules that import it from here)
 
 from imgsearch.demo import SAMPLE_PHOTOS, add_black_border, sample_image, write_sample_photos  # noqa: F401
 
@@ -38,12 +39,6 @@ def small_photo_dir(tmp_path, photo_dir) -> Path:
     for name in ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins"):
         shutil.copy2(photo_dir / f"{name}.jpg", folder / f"{name}.jpg")
     return folder
-
-
-def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import run_cli
 
 from imgsearch import cpu
-from imgsearch.cli import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, cli
+from imgsearch.cli import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL
 from imgsearch.errors import ImgsearchError
 
 DATA = Path(__file__).parent / "data"
@@ -147,29 +147,25 @@ def test_other_os_cannot_tell(monkeypatch):
 # --- CLI -------------------------------------------------------------------------------------
 
 
-def run(*args):
-    return CliRunner().invoke(cli, list(args))
-
-
 def test_cli_table_with_avx2():
-    result = run("check-cpu", "--cpuinfo", str(EPYC))
+    result = run_cli("check-cpu", "--cpuinfo", str(EPYC))
     assert result.exit_code == EXIT_OK, result.output
     for label in ("SSE4.2", "AVX2", "AVX-512 VNNI", "AMX-INT8", "Why it matters", "AVX2 present"):
         assert label in result.output
 
 
 def test_cli_without_avx2_exits_partial():
-    result = run("check-cpu", "--cpuinfo", str(SANDY_BRIDGE))
+    result = run_cli("check-cpu", "--cpuinfo", str(SANDY_BRIDGE))
     assert result.exit_code == EXIT_PARTIAL
     assert "No AVX2" in result.output
 
 
 def test_cli_arm64_exits_ok():
-    assert run("check-cpu", "--cpuinfo", str(GRAVITON)).exit_code == EXIT_OK
+    assert run_cli("check-cpu", "--cpuinfo", str(GRAVITON)).exit_code == EXIT_OK
 
 
 def test_cli_json():
-    result = run("check-cpu", "--cpuinfo", str(SANDY_BRIDGE), "--json")
+    result = run_cli("check-cpu", "--cpuinfo", str(SANDY_BRIDGE), "--json")
     assert result.exit_code == EXIT_PARTIAL
     report = json.loads(result.output)
     assert report["avx2"] is False and report["ok"] is False
@@ -179,13 +175,13 @@ def test_cli_json():
 
 
 def test_cli_cannot_tell_is_one_line_exit_fatal():
-    result = run("check-cpu", "--cpuinfo", str(UNPARSEABLE))
+    result = run_cli("check-cpu", "--cpuinfo", str(UNPARSEABLE))
     assert result.exit_code == EXIT_FATAL
     assert result.output.strip().splitlines() == [f"Error: cannot tell: found no CPU flags in {UNPARSEABLE}"]
 
 
 def test_cli_missing_file_is_usage_error():
-    assert run("check-cpu", "--cpuinfo", str(DATA / "missing.txt")).exit_code == EXIT_FATAL
+    assert run_cli("check-cpu", "--cpuinfo", str(DATA / "missing.txt")).exit_code == EXIT_FATAL
 
 
 def test_planning_commands_import_nothing_heavy():

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from click.testing import CliRunner
-
-from imgsearch.cli import cli
+from helpers import run_cli
 
 
 def test_demo_finds_the_original_at_rank_1_as_a_copy(vgg_weights, tmp_path):
-    result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path)], env={"IMGSEARCH_WEIGHTS": str(vgg_weights)})
+    result = run_cli("demo", "--dir", tmp_path, weights=vgg_weights)
     assert result.exit_code == 0, result.output
     assert "The original, coffee.jpg, is at rank 1, as a copy." in result.stdout
     # With its evidence: the copy's black border is the frame the original sits in.

@@ -15,11 +15,10 @@ import time
 from html.parser import HTMLParser
 
 import pytest
-from click.testing import CliRunner
 from conftest import SAMPLE_PHOTOS
+from helpers import json_lines, run_cli
 from PIL import Image
 
-from imgsearch.cli import cli
 from imgsearch.duplicates import find_duplicates
 from imgsearch.indexing import index_paths
 from imgsearch.store import Store, row_id
@@ -78,15 +77,6 @@ def gallery(tmp_path_factory, sample_images, vgg):
     return folder, uri
 
 
-def _run(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result
-
-
-def _groups_of(output: str) -> list[dict]:
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-
-
 def _as_sets(groups) -> dict[str, set[str]]:
     return {g["original"]["path"]: {c["path"] for c in g["copies"]} for g in groups}
 
@@ -116,9 +106,9 @@ def test_groups_are_exactly_the_copies_and_the_original_is_the_unedited_file(gal
 
 def test_outputs_parse_json_csv_and_an_offline_contact_sheet(gallery, tmp_path):
     folder, uri = gallery
-    result = _run("duplicates", "--uri", uri, "--json", "--csv", tmp_path / "g.csv", "--html", tmp_path / "g.html")
+    result = run_cli("duplicates", "--uri", uri, "--json", "--csv", tmp_path / "g.csv", "--html", tmp_path / "g.html")
     assert result.exit_code == 0, result.output
-    groups = _groups_of(result.stdout)
+    groups = json_lines(result.stdout)
     assert _as_sets(groups) == _expected(folder)
     assert set(groups[0]) == {"original", "copies", "rule", "reason"}
     assert set(groups[0]["copies"][0]) >= {"path", "similarity", "evidence"}
@@ -154,7 +144,7 @@ def test_outputs_parse_json_csv_and_an_offline_contact_sheet(gallery, tmp_path):
 def test_without_yes_nothing_moves(gallery, tmp_path):
     folder, uri = gallery
     before = sorted(p for p in folder.rglob("*.jpg"))
-    result = _run("duplicates", "--uri", uri, "--move-copies-to", tmp_path / "moved")
+    result = run_cli("duplicates", "--uri", uri, "--move-copies-to", tmp_path / "moved")
     assert result.exit_code == 0, result.output
     assert "would move" in result.stderr and "nothing moved" in result.stderr
     assert sorted(p for p in folder.rglob("*.jpg")) == before
@@ -166,7 +156,7 @@ def test_user_errors_are_one_line_with_exit_2(gallery, tmp_path):
     not_manifest = tmp_path / "notes.json"
     not_manifest.write_text("{}")
     for args in (["--undo", not_manifest], ["--yes"]):
-        result = _run("duplicates", "--uri", uri, *args)
+        result = run_cli("duplicates", "--uri", uri, *args)
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
 
@@ -181,7 +171,7 @@ def test_move_then_no_group_is_left_then_undo_restores_files_and_rows(gallery, v
     with Store(uri) as store:
         rows_before = store.collection("images", vgg.config(), create=False).count()
 
-    result = _run("duplicates", folder, "--uri", uri, "--move-copies-to", dest, "--yes")
+    result = run_cli("duplicates", folder, "--uri", uri, "--move-copies-to", dest, "--yes")
     assert result.exit_code == 0, result.output
     assert not any(os.path.exists(p) for p in copies)
     assert (dest / "astronaut-40pct.jpg").is_file() and (dest / "2024" / "astronaut-crop.jpg").is_file()
@@ -198,11 +188,11 @@ def test_move_then_no_group_is_left_then_undo_restores_files_and_rows(gallery, v
         assert {r["path"] for r in coll.get([row_id(t) for t in moved.values()], ("path",)).values()} \
             == set(moved.values())
 
-    again = _run("duplicates", folder, "--uri", uri, "--json")
+    again = run_cli("duplicates", folder, "--uri", uri, "--json")
     assert again.exit_code == 0, again.output
-    assert _groups_of(again.stdout) == []  # no group is left in the gallery
+    assert json_lines(again.stdout) == []  # no group is left in the gallery
 
-    undo = _run("duplicates", "--undo", manifest, "--uri", uri)
+    undo = run_cli("duplicates", "--undo", manifest, "--uri", uri)
     assert undo.exit_code == 0, undo.output
     assert all(os.path.isfile(p) for p in copies)
     assert (dest / "2024" / "coffee-turned.jpg").read_bytes() == b"someone else's file"
@@ -211,8 +201,8 @@ def test_move_then_no_group_is_left_then_undo_restores_files_and_rows(gallery, v
         assert coll.count() == rows_before
         assert {r["path"] for r in coll.get([row_id(p) for p in copies], ("path",)).values()} == set(copies)
         assert not coll.get([row_id(t) for t in moved.values()])
-    restored = _run("duplicates", folder, "--uri", uri, "--json")
-    assert _as_sets(_groups_of(restored.stdout)) == _expected(folder)
+    restored = run_cli("duplicates", folder, "--uri", uri, "--json")
+    assert _as_sets(json_lines(restored.stdout)) == _expected(folder)
 
 
 @pytest.mark.server

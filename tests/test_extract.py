@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from click.testing import CliRunner
-
-from imgsearch.cli import cli
+from helpers import run_cli
 
 
 def _extract(vgg_weights, *args, input=None):
-    return CliRunner().invoke(cli, ["extract", *args], input=input, env={"IMGSEARCH_WEIGHTS": str(vgg_weights)})
+    return run_cli("extract", *args, input=input, weights=vgg_weights)
 
 
 def test_json_and_npy_give_the_library_vectors(vgg, vgg_weights, photo_dir, tmp_path):

@@ -8,12 +8,11 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import DEV_PHOTOS, SAMPLE_PHOTOS, jpeg_bytes
+from conftest import DEV_PHOTOS, SAMPLE_PHOTOS
+from helpers import jpeg_bytes, run_cli
 from PIL import Image
 
 from imgsearch import phash
-from imgsearch.cli import cli
 from imgsearch.cli.phash_legacy import _PHASH_DEFAULT_MAX_DISTANCE
 from imgsearch.errors import ImageError
 from imgsearch.phash import PHash, bits_to_hex, hamming, hash_image, hex_to_bits, segments
@@ -229,13 +228,9 @@ def bad_files(tmp_path, photo_dir):
     return [text, empty, truncated]
 
 
-def run(*args, input=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
-
-
 def test_hash_table(photo_dir):
     paths = [photo_dir / "astronaut.jpg", photo_dir / "coffee.jpg"]
-    result = run("phash-legacy", "hash", *paths)
+    result = run_cli("phash-legacy", "hash", *paths)
     assert result.exit_code == 0, result.output
     for p in paths:
         h = reference_hash(p)
@@ -246,7 +241,7 @@ def test_hash_table(photo_dir):
 
 def test_hash_json_lines(photo_dir):
     paths = [photo_dir / "rocket.jpg", photo_dir / "chelsea.jpg"]
-    result = run("phash-legacy", "hash", "--json", *paths)
+    result = run_cli("phash-legacy", "hash", "--json", *paths)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["path"] for r in rows] == [str(p) for p in paths]
@@ -256,7 +251,7 @@ def test_hash_json_lines(photo_dir):
 
 def test_hash_from_stdin(photo_dir):
     data = (photo_dir / "camera.jpg").read_bytes()
-    result = run("phash-legacy", "hash", "--json", "-", input=data)
+    result = run_cli("phash-legacy", "hash", "--json", "-", input=data)
     assert result.exit_code == 0, result.output
     expected = reference_hash(photo_dir / "camera.jpg")
     assert json.loads(result.stdout) == {"path": "-", "hash": expected, "segments": segments(expected)}
@@ -266,7 +261,7 @@ def test_hash_from_stdin(photo_dir):
 def test_hash_bad_files_are_named_and_the_rest_go_on(photo_dir, bad_files, as_json):
     good = [photo_dir / "astronaut.jpg", photo_dir / "moon.jpg"]
     args = ["phash-legacy", "hash", good[0], *bad_files, good[1]] + (["--json"] if as_json else [])
-    result = run(*args)
+    result = run_cli(*args)
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     errors = result.stderr.splitlines()
@@ -283,7 +278,7 @@ def test_hash_bad_files_are_named_and_the_rest_go_on(photo_dir, bad_files, as_js
 
 
 def test_hash_only_bad_files_exit_1(bad_files):
-    result = run("phash-legacy", "hash", *bad_files)
+    result = run_cli("phash-legacy", "hash", *bad_files)
     assert result.exit_code == 1
     assert len(result.stderr.splitlines()) == 3 and result.stdout == ""
 
@@ -294,10 +289,10 @@ def test_hash_only_bad_files_exit_1(bad_files):
 def test_compare_similar_and_different(tmp_path, photo_dir, sample_images):
     copy = tmp_path / "coffee-q40.jpg"
     copy.write_bytes(jpeg_bytes(sample_images["coffee"], 40))
-    similar = run("phash-legacy", "compare", photo_dir / "coffee.jpg", copy)
+    similar = run_cli("phash-legacy", "compare", photo_dir / "coffee.jpg", copy)
     assert similar.exit_code == 0, similar.output
     assert "similar" in similar.stdout and str(copy) in similar.stdout
-    different = run("phash-legacy", "compare", photo_dir / "coffee.jpg", photo_dir / "astronaut.jpg")
+    different = run_cli("phash-legacy", "compare", photo_dir / "coffee.jpg", photo_dir / "astronaut.jpg")
     assert different.exit_code == 1, different.output
     assert "different" in different.stdout
 
@@ -305,41 +300,41 @@ def test_compare_similar_and_different(tmp_path, photo_dir, sample_images):
 def test_compare_json_and_max_distance(photo_dir):
     a, b = photo_dir / "coffee.jpg", photo_dir / "astronaut.jpg"
     distance = hamming(hash_image(a), hash_image(b))
-    result = run("phash-legacy", "compare", a, b, "--json")
+    result = run_cli("phash-legacy", "compare", a, b, "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {
         "a": str(a), "b": str(b), "hash_a": hash_image(a), "hash_b": hash_image(b), "distance": distance,
         "max_distance": phash.DEFAULT_MAX_DISTANCE, "similar": False,
     }
-    loose = run("phash-legacy", "compare", a, b, "--json", "--max-distance", distance)
+    loose = run_cli("phash-legacy", "compare", a, b, "--json", "--max-distance", distance)
     assert loose.exit_code == 0 and json.loads(loose.stdout)["similar"] is True
-    assert run("phash-legacy", "compare", a, b, "--max-distance", 65).exit_code == 2
+    assert run_cli("phash-legacy", "compare", a, b, "--max-distance", 65).exit_code == 2
 
 
 def test_compare_with_a_hash_and_stdin(photo_dir):
     path = photo_dir / "rocket.jpg"
     legacy = reference_hash(path).upper()
-    result = run("phash-legacy", "compare", legacy, path, "--json")
+    result = run_cli("phash-legacy", "compare", legacy, path, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["distance"] == 0
-    result = run("phash-legacy", "compare", "-", legacy, "--json", input=path.read_bytes())
+    result = run_cli("phash-legacy", "compare", "-", legacy, "--json", input=path.read_bytes())
     assert result.exit_code == 0 and json.loads(result.stdout)["hash_a"] == legacy.lower()
-    result = run("phash-legacy", "compare", "-", "-", input=path.read_bytes())
+    result = run_cli("phash-legacy", "compare", "-", "-", input=path.read_bytes())
     assert result.exit_code == 2 and "only one of A and B" in result.output
 
 
 def test_compare_errors_are_one_line_exit_2(photo_dir, bad_files):
     for bad in bad_files:
-        result = run("phash-legacy", "compare", photo_dir / "coffee.jpg", bad)
+        result = run_cli("phash-legacy", "compare", photo_dir / "coffee.jpg", bad)
         assert result.exit_code == 2
         assert result.stderr.count("\n") == 1 and str(bad) in result.stderr and "Traceback" not in result.output
-    result = run("phash-legacy", "compare", "c2924c5532bddfc", photo_dir / "coffee.jpg")
+    result = run_cli("phash-legacy", "compare", "c2924c5532bddfc", photo_dir / "coffee.jpg")
     assert result.exit_code == 2
     assert "not a pHash (15 hex digits, expected 16)" in result.stderr
 
 
 def test_help_documents_default_and_exit_codes():
     assert _PHASH_DEFAULT_MAX_DISTANCE == phash.DEFAULT_MAX_DISTANCE
-    result = run("phash-legacy", "compare", "--help")
+    result = run_cli("phash-legacy", "compare", "--help")
     assert f"[default: {phash.DEFAULT_MAX_DISTANCE}]" in result.stdout
     assert "0  similar" in result.stdout and "1  different" in result.stdout

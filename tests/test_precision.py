@@ -15,10 +15,10 @@ import numpy as np
 # with (pytest's captured stderr), failing the CLI tests after it. Other modules import it through imgsearch.store.
 import pymilvus  # noqa: F401
 import pytest
-from click.testing import CliRunner
+from helpers import run_cli
 
 from imgsearch import cpu, precision
-from imgsearch.cli import EXIT_FATAL, EXIT_OK, cli
+from imgsearch.cli import EXIT_FATAL, EXIT_OK
 from imgsearch.cli import options as cli_options
 from imgsearch.features import VGG16Features
 
@@ -152,7 +152,7 @@ def test_precision_is_not_part_of_the_collection_config(vgg_weights):
 
 
 def _invoke(vgg_weights, *args, **env):
-    return CliRunner().invoke(cli, list(args), env={"IMGSEARCH_WEIGHTS": str(vgg_weights), **env})
+    return run_cli(*args, weights=vgg_weights, env=env)
 
 
 def test_fp32_collection_searched_with_bf16_queries(vgg_weights, photo_dir, tmp_path, milvus):
@@ -212,10 +212,10 @@ def test_check_cpu_shows_the_auto_precision(sample, expected, tmp_path):
     # Even with a probe recorded on this machine, another machine's cpuinfo is judged by its flags alone.
     (tmp_path / precision.PROBE_CACHE).write_text(json.dumps({precision.probe_key(): {"speedup": 3.0}}))
     env = {"IMGSEARCH_CACHE_DIR": str(tmp_path)}
-    result = CliRunner().invoke(cli, ["check-cpu", "--cpuinfo", str(sample), "--json"], env=env)
+    result = run_cli("check-cpu", "--cpuinfo", sample, "--json", env=env)
     report = json.loads(result.stdout)
     assert report["precision"] == expected and report["precision_reason"]
-    table = CliRunner().invoke(cli, ["check-cpu", "--cpuinfo", str(sample)], env=env).stdout
+    table = run_cli("check-cpu", "--cpuinfo", sample, env=env).stdout
     assert f"Precision (--precision auto): {expected}:" in " ".join(table.split())
 
 
@@ -223,5 +223,5 @@ def test_check_cpu_on_this_machine_uses_its_recorded_probe(tmp_path):
     flags, _ = cpu.read_cpu_flags()
     env = {"IMGSEARCH_CACHE_DIR": str(tmp_path)}
     (tmp_path / precision.PROBE_CACHE).write_text(json.dumps({precision.probe_key(): {"speedup": 3.0}}))
-    report = json.loads(CliRunner().invoke(cli, ["check-cpu", "--json"], env=env).stdout)
+    report = json.loads(run_cli("check-cpu", "--json", env=env).stdout)
     assert (report["precision"], report["precision_reason"]) == cpu.choose_precision(flags, 3.0)

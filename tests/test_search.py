@@ -6,10 +6,9 @@ import json
 import shutil
 
 import pytest
-from click.testing import CliRunner
-from conftest import SAMPLE_PHOTOS, add_black_border, jpeg_bytes
+from conftest import SAMPLE_PHOTOS
+from helpers import bordered_copy, run_cli
 
-from imgsearch.cli import cli
 from imgsearch.errors import StoreError
 from imgsearch.indexing import index_paths
 from imgsearch.search import SearchOptions, search_images
@@ -41,7 +40,7 @@ def gallery(milvus, vgg, photo_dir, tmp_path_factory):
 
 def _edited(sample_images, name):
     """The kind of copy users hold: black border, JPEG-recompressed."""
-    return (jpeg_bytes(add_black_border(sample_images[name], 0.08), quality=40), f"{name}-edited")
+    return (bordered_copy(sample_images[name]), f"{name}-edited")
 
 
 def test_edited_copies_find_their_original_at_rank_1(coll, vgg, sample_images):
@@ -110,7 +109,7 @@ def test_a_collection_of_other_settings_is_refused(milvus, vgg, gallery):
 
 def _run(milvus, vgg_weights, *args, input=None):
     base = ["--uri", milvus.uri, "--collection", milvus.collection]
-    return CliRunner().invoke(cli, [*args, *base], input=input, env={"IMGSEARCH_WEIGHTS": str(vgg_weights)})
+    return run_cli(*args, *base, input=input, weights=vgg_weights)
 
 
 def test_cli_json_lines_one_per_query(milvus, vgg_weights, gallery, photo_dir, sample_images, tmp_path):
@@ -167,7 +166,7 @@ def test_cli_errors_are_one_line(milvus, vgg_weights, gallery, tmp_path):
     assert result.exit_code == 1 and json.loads(result.stdout)["error"]
     result = _run(milvus, vgg_weights, "search", str(bad), "-k", "20000")
     assert result.exit_code == 2 and "16384" in result.stderr and "Traceback" not in result.output
-    result = CliRunner().invoke(cli, ["search", str(bad), "--uri", milvus.uri, "--collection", "nothing_here"])
+    result = run_cli("search", bad, "--uri", milvus.uri, "--collection", "nothing_here")
     assert result.exit_code == 2 and "no collection" in result.stderr
 
 

@@ -3,10 +3,10 @@
 import json
 
 import pytest
-from click.testing import CliRunner
+from helpers import run_cli
 
 from imgsearch import sizing
-from imgsearch.cli import EXIT_FATAL, cli
+from imgsearch.cli import EXIT_FATAL
 
 GIB = 1024**3
 GB = 10**9
@@ -184,12 +184,8 @@ def test_human_units():
 # --- CLI -------------------------------------------------------------------------------------
 
 
-def run(*args):
-    return CliRunner().invoke(cli, list(args))
-
-
 def test_cli_vectors_json_has_every_index():
-    result = run("size", "--vectors", "1e9", "--json")
+    result = run_cli("size", "--vectors", "1e9", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [r["index"] for r in rows] == list(sizing.INDEXES)
@@ -199,20 +195,20 @@ def test_cli_vectors_json_has_every_index():
 
 
 def test_cli_ladder_defaults_to_hnsw():
-    rows = json.loads(run("size", "--json").output)
+    rows = json.loads(run_cli("size", "--json").output)
     assert [r["vectors"] for r in rows] == [10**k for k in range(3, 10)]
     assert {r["index"] for r in rows} == {"HNSW"}
 
 
 def test_cli_one_index_one_count():
-    result = run("size", "-n", "1_000_000", "--index", "ivf_pq", "--dim", "256", "--replicas", "2", "--json")
+    result = run_cli("size", "-n", "1_000_000", "--index", "ivf_pq", "--dim", "256", "--replicas", "2", "--json")
     (row,) = json.loads(result.output)
     assert (row["index"], row["dim"], row["replicas"]) == ("IVF_PQ", 256, 2)
     assert row["total_memory_bytes"] == 2 * row["loaded_memory_bytes"]
 
 
 def test_cli_table():
-    result = run("size", "--vectors", "1e6")
+    result = run_cli("size", "--vectors", "1e6")
     assert result.exit_code == 0
     out = result.output
     assert "1,000,000 x 512-d float32 vectors (raw 2.0 GB)" in out
@@ -220,7 +216,7 @@ def test_cli_table():
 
 
 def test_cli_ladder_table():
-    out = run("size").output
+    out = run_cli("size").output
     assert "HNSW" in out and "1k" in out and "1B" in out and "2.0 TB" in out
     assert "Local" not in out  # no DISKANN, no SSD column
 
@@ -237,6 +233,6 @@ def test_cli_ladder_table():
     ],
 )
 def test_cli_bad_values(args, message):
-    result = run("size", *args)
+    result = run_cli("size", *args)
     assert result.exit_code == EXIT_FATAL
     assert message in result.output

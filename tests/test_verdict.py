@@ -11,12 +11,11 @@ import json
 import shutil
 
 import pytest
-from click.testing import CliRunner
-from conftest import SAMPLE_PHOTOS, jpeg_bytes
+from conftest import SAMPLE_PHOTOS
+from helpers import jpeg_bytes, run_cli
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from imgsearch import verdict, views
-from imgsearch.cli import cli
 from imgsearch.indexing import index_paths
 from imgsearch.search import SearchOptions, search_images
 from imgsearch.store import Store
@@ -487,18 +486,17 @@ def test_page_two_does_not_repeat_page_one_copies(coll, vgg, photo_dir):
 def test_cli_json_and_table_show_the_verdict(milvus, vgg_weights, gallery, sample_images, tmp_path):
     copy = tmp_path / "turned.jpg"
     copy.write_bytes(jpeg_bytes(sample_images["astronaut"].rotate(270, expand=True), 80))
-    env = {"IMGSEARCH_WEIGHTS": str(vgg_weights)}
     base = ["--uri", milvus.uri, "--collection", milvus.collection]
-    result = CliRunner().invoke(cli, ["search", str(copy), "-k", "3", "--json", *base], env=env)
+    result = run_cli("search", copy, "-k", "3", "--json", *base, weights=vgg_weights)
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)["results"]
     assert hits[0]["match"] == "copy" and hits[0]["path"].endswith("/astronaut.jpg")
     assert hits[0]["evidence"]["turned"] == pytest.approx(270, abs=1.5)
     assert all("evidence" not in h and h["match"] == "similar" for h in hits[1:])
-    table = CliRunner().invoke(cli, ["search", str(copy), "-k", "3", *base], env=env)
+    table = run_cli("search", copy, "-k", "3", *base, weights=vgg_weights)
     assert table.exit_code == 0 and "copy" in table.stdout
     assert "rank 1 is a copy: turned 90° clockwise" in table.stdout
-    plain = CliRunner().invoke(cli, ["search", str(copy), "-k", "3", "--json", "--no-verdict", *base], env=env)
+    plain = run_cli("search", copy, "-k", "3", "--json", "--no-verdict", *base, weights=vgg_weights)
     assert all("match" not in h for h in json.loads(plain.stdout)["results"])
-    only = CliRunner().invoke(cli, ["search", str(copy), "--copies-only", "--json", *base], env=env)
+    only = run_cli("search", copy, "--copies-only", "--json", *base, weights=vgg_weights)
     assert [h["match"] for h in json.loads(only.stdout)["results"]] == ["copy"]
