@@ -297,3 +297,34 @@ def test_missing_layers_and_wrong_shapes_are_named_and_the_message_shows_three(g
     weights.pop("block5_conv1")
     with pytest.raises(WeightsError, match=r"^mine are not the genuine .*block4_conv2 missing; and 1 more\)\. Random"):
         reference.refuse_unless_genuine(weights, "mine")
+
+
+# --- the package's layering ------------------------------------------------------------------------------------
+
+# Each module may import only those after it (the order of the package docstring); of the rest of imgsearch,
+# ``errors`` and the package version only, so the model runtime never pulls in features, precision, cli or server.
+LAYERS = ("resolve", "fetch", "download", "pinned", "locate", "cache", "runtime", "reference", "results", "sources")
+
+
+def _relative_imports(module_path: Path) -> set[str]:
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(module_path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            if node.module:
+                found.add("." * node.level + node.module)
+            else:
+                found.update("." * node.level + alias.name for alias in node.names)
+    return found
+
+
+def test_imports_flow_one_way():
+    package = Path(fetch.__file__).parent
+    assert sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__") == sorted(LAYERS)
+    for i, name in enumerate(LAYERS):
+        imports = _relative_imports(package / f"{name}.py")
+        outside = {m for m in imports if m.startswith("..")} - {"..errors", "..__version__"}
+        assert not outside, f"weights.{name} imports {outside}"
+        inside = {m[1:] for m in imports if not m.startswith("..")}
+        assert inside <= set(LAYERS[i + 1:]), f"weights.{name} imports {inside - set(LAYERS[i + 1:])} from above it"
