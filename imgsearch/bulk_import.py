@@ -84,59 +84,15 @@ def import_shards(
     summary = ImportSummary(shards=len(shards))
     if not store.is_server:
         summary.reason = "Milvus Lite has no bulk import"
-    total, done = sum(s["rows"] for s in shards), 0
     server_folder = (server_dir or str(folder)).rstrip("/")
     bulk = _BulkInsert(store, collection, log) if store.is_server else None
-    inflight: dict[int, tuple[Path, int]] = {}  # task id -> (file imported, its rows)
     try:
         imported_before = bulk.finish_earlier_tasks(coll, folder, server_folder) if bulk else False
         summary.rows_before = coll.count()
         # The id check costs a lookup per 1,000 rows. An empty collection that never saw these shards needs none:
         # one extract run's shards hold each path, so each id, once (bulk.gather_inputs, _check_out_dir).
         summary.ids_checked = summary.rows_before > 0 or imported_before
-        group: list[tuple[Path, set[str], int]] = []  # shards waiting to go in together: (file, stored ids, new)
-
-        def send_group():
-            """Give the waiting shards to the server as one file (a task per file, and each imported file is a
-            segment to index and load: a few large files import faster than many small ones)."""
-            if not group:
-                return
-            rows = sum(new for _, _, new in group)
-            if len(group) == 1 and not group[0][1]:
-                source = group[0][0]
-            else:
-                source = _merged(group, folder / STAGING)
-            try:
-                task = bulk.submit(f"{server_folder}/{source.relative_to(folder)}")
-                inflight[task] = (source, rows)
-            except Exception as e:  # the server refuses bulk import itself
-                summary.reason = f"the server refused the bulk import: {_one_line(e)}"
-                summary.rows_upserted += sum(_upsert_file(coll, path, present) for path, present, _ in group)
-            group.clear()
-            while len(inflight) >= IN_FLIGHT or (inflight and summary.reason):
-                _wait_one(bulk, coll, inflight, summary)
-
-        for shard in shards:
-            path = folder / shard["file"]
-            ids = _ids(path)
-            present = set(coll.get(ids, fields=("id",))) if summary.ids_checked else set()
-            summary.rows_present += len(present)
-            if len(present) == len(ids):
-                summary.shards_skipped += 1
-            elif bulk and not summary.reason:
-                group.append((path, present, len(ids) - len(present)))
-                if sum(new for _, _, new in group) >= IMPORT_FILE_ROWS:
-                    send_group()
-            else:
-                summary.rows_upserted += _upsert_file(coll, path, present)
-            done += len(ids)
-            if progress:
-                progress(done - _rows_in(inflight) - sum(new for _, _, new in group), total)
-        send_group()
-        while inflight:
-            _wait_one(bulk, coll, inflight, summary)
-            if progress:
-                progress(done - _rows_in(inflight), total)
+        _ShardLoader(coll, bulk, folder, server_folder, summary, progress).load(shards)
     finally:
         if bulk:
             bulk.close()
@@ -145,8 +101,108 @@ def import_shards(
     return summary
 
 
-def _rows_in(inflight) -> int:
-    return sum(rows for _, rows in inflight.values())
+@dataclass
+class _WaitingShard:
+    """A shard that goes to the server together with the next ones, in one file."""
+
+    path: Path
+    present: set[str]  # its ids stored already: left out of the file
+    new: int  # its rows that are not
+
+
+@dataclass
+class _Task:
+    """An import task the server runs: the file it imports and that file's rows."""
+
+    source: Path
+    rows: int
+
+
+class _ShardLoader:
+    """Puts each shard's new rows in: gathered into files for the server's bulk import, else by upserts.
+
+    It holds what one import has in hand: the shards waiting to go to the server together, the tasks in flight,
+    and the rows read so far (the progress bar counts those read, less those still waiting or in flight).
+    """
+
+    def __init__(
+        self,
+        coll: Collection,
+        bulk: _BulkInsert | None,
+        folder: Path,
+        server_folder: str,
+        summary: ImportSummary,
+        progress: Progress | None,
+    ):
+        self.coll, self.bulk, self.folder, self.server_folder = coll, bulk, folder, server_folder
+        self.summary, self.progress = summary, progress
+        self.waiting: list[_WaitingShard] = []
+        self.in_flight: dict[int, _Task] = {}  # by task id, oldest first
+        self.rows_read = 0
+        self.rows_total = 0
+
+    def load(self, shards: list[dict]) -> None:
+        self.rows_total = sum(s["rows"] for s in shards)
+        for shard in shards:
+            self._load_one(self.folder / shard["file"])
+            self._report(self.rows_read - self._rows_in_flight() - sum(w.new for w in self.waiting))
+        self._send_waiting()
+        while self.in_flight:
+            self._wait_one()
+            self._report(self.rows_read - self._rows_in_flight())
+
+    def _load_one(self, path: Path) -> None:
+        summary = self.summary
+        ids = _ids(path)
+        present = set(self.coll.get(ids, fields=("id",))) if summary.ids_checked else set()
+        summary.rows_present += len(present)
+        if len(present) == len(ids):
+            summary.shards_skipped += 1
+        elif self.bulk and not summary.reason:
+            self.waiting.append(_WaitingShard(path, present, len(ids) - len(present)))
+            if sum(w.new for w in self.waiting) >= IMPORT_FILE_ROWS:
+                self._send_waiting()
+        else:
+            summary.rows_upserted += _upsert_file(self.coll, path, present)
+        self.rows_read += len(ids)
+
+    def _send_waiting(self) -> None:
+        """Give the waiting shards to the server as one file (a task per file, and each imported file is a
+        segment to index and load: a few large files import faster than many small ones)."""
+        if not self.waiting:
+            return
+        rows = sum(w.new for w in self.waiting)
+        if len(self.waiting) == 1 and not self.waiting[0].present:
+            source = self.waiting[0].path
+        else:
+            source = _merged(self.waiting, self.folder / STAGING)
+        try:
+            task = self.bulk.submit(f"{self.server_folder}/{source.relative_to(self.folder)}")
+            self.in_flight[task] = _Task(source, rows)
+        except Exception as e:  # the server refuses bulk import itself
+            self.summary.reason = f"the server refused the bulk import: {_one_line(e)}"
+            self.summary.rows_upserted += sum(_upsert_file(self.coll, w.path, w.present) for w in self.waiting)
+        self.waiting.clear()
+        while len(self.in_flight) >= IN_FLIGHT or (self.in_flight and self.summary.reason):
+            self._wait_one()
+
+    def _wait_one(self) -> None:
+        """Wait for the oldest import task; the rows of a failed one go in by upserts instead."""
+        task_id = next(iter(self.in_flight))
+        task = self.in_flight.pop(task_id)
+        error = self.bulk.wait(task_id)
+        if error is None:
+            self.summary.rows_bulk_inserted += task.rows
+            return
+        self.summary.reason = self.summary.reason or f"the server's bulk import failed: {error}"
+        self.summary.rows_upserted += _upsert_file(self.coll, task.source, set())
+
+    def _rows_in_flight(self) -> int:
+        return sum(task.rows for task in self.in_flight.values())
+
+    def _report(self, rows_done: int) -> None:
+        if self.progress:
+            self.progress(rows_done, self.rows_total)
 
 
 def _ids(path: Path) -> list[str]:
@@ -155,20 +211,20 @@ def _ids(path: Path) -> list[str]:
     return pq.read_table(path, columns=["id"]).column("id").to_pylist()
 
 
-def _merged(group: list[tuple[Path, set[str], int]], staging: Path) -> Path:
+def _merged(group: list[_WaitingShard], staging: Path) -> Path:
     """One file of the group's shards, without the rows already stored (Milvus would store them a second time)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     tables = []
-    for path, present, _ in group:
-        table = pq.read_table(path)
-        if present:
-            table = table.filter(pc.invert(pc.is_in(table.column("id"), value_set=pa.array(sorted(present)))))
+    for shard in group:
+        table = pq.read_table(shard.path)
+        if shard.present:
+            table = table.filter(pc.invert(pc.is_in(table.column("id"), value_set=pa.array(sorted(shard.present)))))
         tables.append(table.replace_schema_metadata(None))
     staging.mkdir(exist_ok=True)
-    first, last = group[0][0].stem, group[-1][0].stem
+    first, last = group[0].path.stem, group[-1].path.stem
     copy = staging / (f"{first}.parquet" if len(group) == 1 else f"{first}--{last}.parquet")
     pq.write_table(pa.concat_tables(tables), copy)
     return copy
@@ -189,18 +245,6 @@ def _upsert_file(coll: Collection, path: Path, present: set[str]) -> int:
         coll.upsert(rows)
         written += len(rows)
     return written
-
-
-def _wait_one(bulk: _BulkInsert, coll: Collection, inflight: dict, summary: ImportSummary):
-    """Wait for the oldest import task; the rows of a failed one go in by upserts instead."""
-    task = next(iter(inflight))
-    source, rows = inflight.pop(task)
-    error = bulk.wait(task)
-    if error is None:
-        summary.rows_bulk_inserted += rows
-        return
-    summary.reason = summary.reason or f"the server's bulk import failed: {error}"
-    summary.rows_upserted += _upsert_file(coll, source, set())
 
 
 def _wait_count(coll: Collection, expected: int) -> int:

@@ -42,7 +42,7 @@ def probe_key() -> str:
 
 
 def _cache_path():
-    from .weights import cache_dir
+    from .weights.sources import cache_dir
 
     return cache_dir() / PROBE_CACHE
 
@@ -76,7 +76,7 @@ def _save_probe(entry: dict) -> None:
 @contextlib.contextmanager
 def keras_policy(precision: str):
     """Build Keras layers in ``precision``; the global dtype policy is restored afterwards, whatever happens."""
-    from .weights import import_keras
+    from .weights.runtime import import_keras
 
     keras = import_keras()
     previous = keras.mixed_precision.global_policy()
@@ -94,7 +94,7 @@ def measure_probe(repeats: int = 5) -> dict:
     """
     import numpy as np
 
-    from .weights import import_keras
+    from .weights.runtime import import_keras
 
     keras = import_keras()
 

