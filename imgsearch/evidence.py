@@ -3,9 +3,12 @@ the reports through its attributes, and printed through ``as_dict`` (the ``evide
 
 Three kinds (``method``):
 
-- ``geometry``: keypoints of the two pictures agree on one transform; every geometric field is set;
-- ``features``: too little texture to fit a transform (or the stored file is not readable here), so a strict
-  cosine decided; ``file_checked`` says which;
+- ``geometry``: keypoints of the two pictures agree on one transform (a similarity, or a perspective warp for a
+  picture photographed at an angle); every geometric field is set;
+- ``dense``: too few keypoints to fit a transform (fog, a sky, a night shot), but the two pictures aligned pixel
+  by pixel correlate in their fine structure (``correlation``), which two different skies do not;
+- ``features``: too little texture to check (or the stored file is not readable here), so a strict cosine
+  decided; ``file_checked`` says which;
 - ``through-copies``: in a duplicates group, a copy of another copy whose overlap with the original is too small
   to measure directly.
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass, fields, replace
 from .views import WHOLE
 
 GEOMETRY = "geometry"
+DENSE = "dense"
 FEATURES = "features"
 THROUGH_COPIES = "through-copies"
 
@@ -38,6 +42,10 @@ class Evidence:
     original_shown: float | None = None  # its share of the original's area
     original_in_copy: list[float] | None = None  # where the original sits in the copy
     copy_covered: float | None = None  # the share of the copy the original covers
+    perspective: bool | None = None  # photographed at an angle: the original's outline in the copy is keystoned
+    original_corners: list[list[float]] | None = None  # the original's corners in the copy (TL, TR, BR, BL)
+    # dense: the two pictures' fine structure, aligned, correlates this well (-1 to 1)
+    correlation: float | None = None
     # geometry and features
     similarity: float | None = None  # the cosine of the two vectors, rounded to 4 places
     # features: whether the stored file was read (too little texture) or could not be (not readable here)
@@ -53,10 +61,15 @@ class Evidence:
         """One sentence: what was done to the original to make this copy."""
         if self.method == THROUGH_COPIES:
             return "a copy of another copy in this group; too little of it overlaps the original to measure directly"
+        if self.method == DENSE:
+            return (f"aligned pixel by pixel, fine structure correlates {self.correlation:.2f}; too few keypoints "
+                    "for a keypoint check")
         if self.method == FEATURES:
             reason = "too little texture to check geometry" if self.file_checked else "its file is not readable here"
             return f"near-identical features (cosine {self.similarity:.2f}); {reason}"
         parts = []
+        if self.perspective:
+            parts.append("photographed at an angle")
         if self.mirrored:
             parts.append("mirrored")
         off = min(self.turned, 360 - self.turned)

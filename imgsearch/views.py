@@ -6,7 +6,10 @@ A copy may be the original turned, framed, cropped, or pasted into a page. Store
 - first: the picture itself, the picture with a uniform frame cut away (any colour: a grey window, a white
   mat), when it has one, and each picture found inside it (``picture_regions``: the photos of a page among its
   text, the tiles of a collage), when it is made of pictures;
-- more, only when the first round verified no copy: the picture turned a quarter left and a quarter right.
+- also in the first round, a picture turned by any angle on a plain background (the corners a rotation leaves)
+  turned back upright (``turned_back``);
+- more, only when the first round verified no copy: the picture turned a quarter left and a quarter right (and
+  the turned-back picture too, which may be a quarter off).
   A copy turned by 180 degrees needs no view of its own: its edges keep their orientations (a line at angle a is
   at a + 180), so the max-pooled vector hardly moves and the picture view's candidates hold its original
   (benchmarks/RESULTS.md); the keypoint check is blind to the turn.
@@ -38,6 +41,13 @@ FRAME_MIN_CUT = 0.03
 FRAME_MIN_KEEP = 0.15
 
 ROTATIONS = (90, 270)  # counterclockwise, as PIL turns pictures
+# A picture turned by any angle on a plain background (the corners a rotation leaves, black or any colour) is
+# turned back upright (to within a quarter turn) for a view of its own, when the non-background part is one
+# rectangle (filling TURNED_FILL of its rotated box) covering TURNED_MIN_AREA of the query, turned by at least
+# TURNED_MIN_ANGLE degrees (less is the picture view's job: its vector hardly moves).
+TURNED_FILL = 0.9
+TURNED_MIN_AREA = 0.25
+TURNED_MIN_ANGLE = 3.0
 WHOLE = (0.0, 0.0, 1.0, 1.0)  # a box (left, top, right, bottom, as fractions) that is all of the query
 
 # Pictures inside a page or a collage: solid blocks that differ from the background (the colour most of the
@@ -91,6 +101,9 @@ def first_views(image: Image.Image, model_box: tuple[int, int, int, int] | None 
     frame = uniform_frame_box(image)
     if frame is not None and not _same_box(frame, model_box, image.size):
         views.append(View("frame-cut", image.crop(frame), (frame[0] / w, frame[1] / h, frame[2] / w, frame[3] / h)))
+    upright = turned_back(image)
+    if upright is not None:
+        views.append(View("turned-back", upright[1], rotation=upright[0]))
     for i, box in enumerate(picture_regions(image)):
         if frame is not None and _overlap(box, frame) > 0.8:
             continue  # the framed picture itself: the frame-cut view shows it already
@@ -99,14 +112,65 @@ def first_views(image: Image.Image, model_box: tuple[int, int, int, int] | None 
     return views
 
 
+def turned_back(image: Image.Image) -> tuple[float, Image.Image] | None:
+    """(degrees turned back counterclockwise, the picture upright and cut out) for a picture turned by an angle on
+    a plain background, or None. Upright means within a quarter turn: a turn of 60 degrees comes back turned a
+    quarter, which the next round's quarter turns of this view undo."""
+    import cv2
+
+    arr, step = _sampled(image)
+    h, w = arr.shape[:2]
+    if h < 16 or w < 16:
+        return None
+    border = np.concatenate([arr[0], arr[-1], arr[1:-1, 0], arr[1:-1, -1]])
+    background = _dominant_colour(border)
+    if (np.abs(border - background) <= REGION_TOLERANCE).all(axis=1).mean() < REGION_BORDER_SHARE:
+        return None
+    mask = (np.abs(arr - background) > REGION_TOLERANCE).any(axis=2).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    outline = max(contours, key=cv2.contourArea)
+    (_, _), (rw, rh), angle = cv2.minAreaRect(outline)
+    if rw * rh < TURNED_MIN_AREA * w * h or cv2.contourArea(outline) < TURNED_FILL * rw * rh:
+        return None
+    turn = (-angle) % 90.0  # OpenCV's box angle, as PIL's counterclockwise turn, within a quarter
+    turn = turn - 90.0 if turn > 45.0 else turn
+    if abs(turn) < TURNED_MIN_ANGLE:
+        return None
+    fill = tuple(int(c) for c in background)
+    upright = image.convert("RGB").rotate(-turn, expand=True, resample=Image.Resampling.BILINEAR, fillcolor=fill)
+    box = _content_box(upright, background)
+    return (-turn, upright.crop(box)) if box is not None else None
+
+
+def _content_box(image: Image.Image, background: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The box of what is not background (at the sampled resolution, in full-size pixels)."""
+    arr, step = _sampled(image)
+    rows, cols = np.nonzero((np.abs(arr - background) > REGION_TOLERANCE).any(axis=2))
+    if rows.size == 0:
+        return None
+    # A pixel in from each side: the turned edges blend with the background.
+    x0, y0 = (cols.min() + 1) * step, (rows.min() + 1) * step
+    x1, y1 = cols.max() * step, rows.max() * step
+    return (int(x0), int(y0), int(x1), int(y1)) if x1 > x0 and y1 > y0 else None
+
+
 def more_views(image: Image.Image) -> list[View]:
     """Turned views, for copies the first round could not place: turned a quarter, a picture's edges change
     orientation and its vector moves (the picture view's candidates missed the original of 4 of 36 quarter-turned
-    copies of dev photos).
+    copies of dev photos). A picture turned back upright (``turned_back``) may be a quarter off too: it is turned
+    a quarter each way as well.
 
     Windows of the query (its centre half, corner windows of 60%) were looked at here too; on the dev benchmark
     they found no copy the other views missed and cost five model passes, most of an unrelated query's time."""
-    return [View(f"turned-{angle}", image.rotate(angle, expand=True), rotation=angle) for angle in ROTATIONS]
+    found = [View(f"turned-{angle}", image.rotate(angle, expand=True), rotation=angle) for angle in ROTATIONS]
+    upright = turned_back(image)
+    if upright is not None:
+        turn, picture = upright
+        found += [View(f"turned-back-{angle}", picture.rotate(angle, expand=True), rotation=round(turn + angle, 1))
+                  for angle in ROTATIONS]
+    return found
 
 
 def picture_regions(image: Image.Image, max_regions: int = MAX_REGIONS) -> list[tuple[int, int, int, int]]:

@@ -10,10 +10,11 @@ import itertools
 import json
 import shutil
 
+import numpy as np
 import pytest
 from conftest import SAMPLE_PHOTOS
 from helpers import jpeg_bytes, run_cli
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from imgsearch import verdict, views
 from imgsearch.indexing import index_paths
@@ -349,6 +350,52 @@ def test_a_downscaled_recompressed_copy(sample_images, originals):
     assert "scaled to 30%" in evidence.summary
 
 
+def _photographed(img: Image.Image, tilt=0.3) -> tuple[Image.Image, np.ndarray]:
+    """The picture seen at an angle (its left side further away) on a grey table, light falling off across it:
+    the copy, and where the picture's corners are in it (TL, TR, BR, BL, as fractions)."""
+    import cv2
+
+    w, h = img.size
+    out_w, out_h = round(w * 1.2), round(h * 1.2)
+    corners = np.float32([[0.1 * w, 0.1 * h + tilt * h / 2], [1.1 * w, 0.1 * h], [1.1 * w, 1.1 * h],
+                          [0.1 * w, 1.1 * h - tilt * h / 2]])
+    matrix = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), corners)
+    warped = cv2.warpPerspective(np.asarray(img.convert("RGB")), matrix, (out_w, out_h), borderValue=(90, 90, 90))
+    light = np.linspace(1.0, 0.6, out_w, dtype=np.float32)[None, :, None]
+    shot = Image.fromarray((warped * light).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.0))
+    return shot, corners / np.float32([out_w, out_h])
+
+
+def test_a_picture_photographed_at_an_angle_says_so_and_where_its_corners_are(sample_images, originals):
+    shot, corners = _photographed(sample_images["rocket"])
+    judgement = _judge(_copy(shot), originals["rocket"])
+    assert judgement.is_copy and judgement.evidence.method == "geometry" and judgement.evidence.perspective
+    assert np.allclose(judgement.evidence.original_corners, corners, atol=0.02)
+    assert judgement.evidence.summary.startswith("photographed at an angle")
+    # An upright copy is no perspective copy, however its warp rounds.
+    assert not _judge(_copy(sample_images["rocket"]), originals["rocket"]).evidence.perspective
+
+
+def _fog(img: Image.Image, seed: int) -> Image.Image:
+    """A picture with little texture: the photo under thick fog (heavily blurred, washed out)."""
+    washed = Image.blend(img.convert("RGB").filter(ImageFilter.GaussianBlur(6)), Image.new("RGB", img.size,
+                                                                                          (200, 205, 210)), 0.6)
+    noise = np.random.default_rng(seed).normal(0, 1.5, (img.height, img.width, 3))
+    return Image.fromarray(np.clip(np.asarray(washed, np.float32) + noise, 0, 255).astype(np.uint8))
+
+
+def test_a_foggy_picture_s_copy_is_a_copy_and_another_foggy_picture_is_not(sample_images, tmp_path):
+    fog = _fog(sample_images["coffee"], 1)
+    other = _fog(sample_images["chelsea"].resize(sample_images["coffee"].size), 2)
+    assert not verdict.local_features(fog).textured and not verdict.local_features(other).textured
+    fog.save(tmp_path / "fog.jpg", quality=92)
+    for copy in (_copy(fog, quality=20), _copy(fog.resize((fog.width // 2, fog.height // 2)))):
+        judgement = _judge(copy, tmp_path / "fog.jpg", similarity=0.9)
+        assert judgement.is_copy and judgement.evidence.method in ("geometry", "dense"), judgement
+    # However close their vectors, two foggy pictures are not copies of each other.
+    assert not _judge(_copy(other), tmp_path / "fog.jpg", similarity=0.97).is_copy
+
+
 def test_different_photos_are_never_a_geometric_copy(sample_images, originals):
     """Every ordered pair of different sample photos (textures, a night sky, portraits), as they are."""
     checker = verdict.Verifier()
@@ -420,6 +467,8 @@ def _edits(sample_images):
         "grey-window": ("chelsea", _window(sample_images["chelsea"])[0]),
         "page": ("coffee", _page(coffee, 0.45)[0]),
         "white-frame": ("astronaut", _framed(astronaut, (255, 255, 255))[0]),
+        "turned-40": ("coffee", coffee.rotate(40, expand=True, resample=Image.Resampling.BICUBIC)),
+        "photographed": ("rocket", _photographed(rocket)[0]),
     }
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from imgsearch.copies import FoundCopy
 from imgsearch.errors import ImgsearchError
-from imgsearch.evidence import FEATURES, GEOMETRY, THROUGH_COPIES, Evidence
+from imgsearch.evidence import DENSE, FEATURES, GEOMETRY, THROUGH_COPIES, Evidence
 from imgsearch.search import SearchOptions, ranked_page, verdict_page
 from imgsearch.store import Hit, StoreError
 
@@ -32,7 +32,8 @@ def copy_of(name: str, similarity: float, inliers: int | None = 50) -> FoundCopy
 def geometry(inliers=50, **changes) -> Evidence:
     fields = dict(inliers=inliers, matches=inliers + 5, turned=0.0, scale=1.0, mirrored=False,
                   original_region=[0.0, 0.0, 1.0, 1.0], original_shown=1.0, original_in_copy=[0.0, 0.0, 1.0, 1.0],
-                  copy_covered=1.0, similarity=0.9)
+                  copy_covered=1.0, perspective=False, original_corners=[[0, 0], [1, 0], [1, 1], [0, 1]],
+                  similarity=0.9)
     fields.update(changes)
     return Evidence(GEOMETRY, **fields)
 
@@ -122,6 +123,10 @@ def test_the_summary_says_what_was_done_to_the_original():
                               "(x 0.00-0.50, y 0.00-1.00), the original fills 60% of it (framed or inside a larger "
                               "picture); 50 matching keypoints agree")
     assert geometry(turned=90.0).summary.startswith("turned 90° counterclockwise")
+    assert geometry(perspective=True).summary.startswith("photographed at an angle;")
+    dense = Evidence(DENSE, correlation=0.93, similarity=0.8)
+    assert dense.summary.startswith("aligned pixel by pixel, fine structure correlates 0.93")
+    assert list(dense.as_dict()) == ["method", "correlation", "similarity", "summary"]
     assert geometry(turned=1.0).summary.startswith("the whole picture")  # under 1.5 degrees is no turn
     assert "its file is not readable here" in Evidence(FEATURES, similarity=0.93, file_checked=False).summary
     assert "too little texture" in Evidence(FEATURES, similarity=0.93, file_checked=True).summary
@@ -139,7 +144,8 @@ def test_evidence_from_a_part_of_the_query_is_told_in_the_whole_query_s_terms():
 def test_as_dict_keeps_the_json_keys_and_their_order():
     found = geometry().seen_in("picture").as_dict()
     assert list(found) == ["method", "inliers", "matches", "turned", "scale", "mirrored", "original_region",
-                           "original_shown", "original_in_copy", "copy_covered", "similarity", "summary", "view"]
+                           "original_shown", "original_in_copy", "copy_covered", "perspective", "original_corners",
+                           "similarity", "summary", "view"]
     flat = Evidence(FEATURES, similarity=0.95, file_checked=True).as_dict()
     assert list(flat) == ["method", "similarity", "file_checked", "summary"]
     assert Evidence(THROUGH_COPIES).as_dict()["method"] == "through-copies"

@@ -1,0 +1,198 @@
+"""The verdict: is a search hit a *copy* of the query (the same picture, edited) or only *similar*?
+
+A cosine between two VGG16 vectors cannot say it alone: edited copies and look-alikes overlap. A copy verdict
+rests on geometry instead (``geometry``): SIFT keypoints of the two pictures (``keypoints``) are matched (Lowe's
+ratio test) and one transform is fitted with RANSAC, a similarity (turn, uniform scale, shift) or, for a picture
+photographed at an angle, a perspective warp. Many matches that agree on one transform, spread over both
+pictures, happen between a picture and its copy and not between two different photos. A mirrored copy is tried
+mirrored. The transform is the evidence: how far the copy is turned and scaled, whether it is mirrored or seen at
+an angle, which part of the original it shows and where the original sits inside it.
+
+Pictures with little texture (fog, a sky, a night shot) get their keypoints at a lower contrast threshold, and
+when those still cannot fit a transform, the two pictures are aligned pixel by pixel and their fine structure
+compared (``dense``). A cosine alone decides only for a stored file that cannot be read here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from PIL import Image
+
+from ..errors import ImageError
+from ..evidence import DENSE, FEATURES, Evidence
+from ..features import load_image
+from ..views import WHOLE
+from . import dense, geometry
+from .geometry import MIN_INLIERS, Fit, evidence, fit_transform, is_convincing
+from .keypoints import (FEW_KEYPOINTS, NO_FEATURES, QUERY_KEYPOINTS, QUERY_SIDE, RATIO, WORK_SIDE, LocalFeatures,
+                        local_features, mirrored_features, ratio_matches)
+
+__all__ = [
+    "COPY", "SIMILAR", "COPY_SIMILARITY", "MIRROR_SIMILARITY", "DENSE_SIMILARITY", "FEW_KEYPOINTS", "MIN_INLIERS",
+    "NO_FEATURES", "NOT_A_COPY", "QUERY_SIDE", "RATIO", "WORK_SIDE", "Fit", "Judgement", "LocalFeatures",
+    "QueryFeatures", "Verifier", "evidence", "fit_transform", "is_convincing", "local_features", "mirrored_features",
+    "ratio_matches", "verify",
+]
+
+COPY = "copy"
+SIMILAR = "similar"
+
+# A copy by features alone, only where no file can be checked (a stored file not readable here: moved, remote):
+# no unrelated photo came near it.
+COPY_SIMILARITY = 0.90
+# A mirrored try costs a second keypoint match; mirroring keeps the max-pooled VGG16 vector nearly as it is
+# (every mirrored copy scored >= 0.80 in benchmarks/RESULTS.md), so only candidates this similar get one.
+MIRROR_SIMILARITY = 0.75
+# The dense check aligns two pictures (20-40 ms); copies of low-texture photos that it can align (recompressed,
+# resized, recoloured, watermarked, framed) keep their vectors close, so only candidates this similar get one.
+DENSE_SIMILARITY = 0.70
+
+
+class QueryFeatures:
+    """A query's keypoints, and its mirror image's, reflected from them when first needed; or those of one part of
+    it (``region``), which tell their evidence in the whole query's terms. A stored file can stand in the query's
+    place (``of_stored``): that is how duplicates judges two stored files."""
+
+    def __init__(self, plain: LocalFeatures, image: Image.Image | None = None,
+                 box: tuple[float, float, float, float] = WHOLE):
+        self.plain = plain
+        self.image = image  # the decoded query, for its parts' keypoints; None for a stored file's
+        self.full_size = plain.full_size
+        self.box = box  # the part of the whole query these keypoints are of, as fractions of it
+        self.whole = self  # the whole query, for the keypoints of a part of it
+        self._mirrored: LocalFeatures | None = None
+        self._regions: dict[tuple, QueryFeatures] = {}
+
+    @classmethod
+    def of_image(cls, image: Image.Image, full_size: tuple[int, int]) -> QueryFeatures:
+        return cls(local_features(image, full_size, QUERY_SIDE, QUERY_KEYPOINTS), image)
+
+    @classmethod
+    def of_stored(cls, features: LocalFeatures) -> QueryFeatures:
+        return cls(features)
+
+    def region(self, box: tuple[float, float, float, float]) -> QueryFeatures:
+        """Keypoints of one part of the query (a photo in a page, a collage's tile) at the query's detail: the
+        rest (a page's text) takes none of the keypoints, and a small photo is not shrunk with its page."""
+        if box == WHOLE:
+            return self
+        if box not in self._regions:
+            w, h = self.image.size
+            crop = self.image.crop((round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)))
+            fw, fh = self.full_size
+            full = (max(1, round((box[2] - box[0]) * fw)), max(1, round((box[3] - box[1]) * fh)))
+            part = QueryFeatures(local_features(crop, full, QUERY_SIDE, QUERY_KEYPOINTS), crop, box)
+            part.whole = self
+            self._regions[box] = part
+        return self._regions[box]
+
+    @property
+    def mirrored(self) -> LocalFeatures:
+        if self._mirrored is None:
+            self._mirrored = mirrored_features(self.plain)
+        return self._mirrored
+
+
+def verify(query: QueryFeatures, stored: LocalFeatures, try_mirrored: bool = True) -> Fit | None:
+    """A convincing fit of the query onto a stored picture (as it is, else mirrored), or None."""
+    fit = geometry.fit_transform(query.plain, stored)
+    if geometry.is_convincing(fit, query.plain, stored):
+        return fit
+    if not try_mirrored:
+        return None
+    mirrored = geometry.fit_transform(query.mirrored, stored, mirrored=True)
+    if geometry.is_convincing(mirrored, query.mirrored, stored):
+        return mirrored
+    return None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict on one (query, stored image) pair: COPY with its evidence, or SIMILAR."""
+
+    match: str  # COPY or SIMILAR
+    evidence: Evidence | None = None
+
+    @property
+    def is_copy(self) -> bool:
+        return self.match == COPY
+
+
+NOT_A_COPY = Judgement(SIMILAR)
+
+
+def dense_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: float,
+                    try_mirrored: bool) -> Judgement | None:
+    """A copy by the dense check, plain or mirrored, when one of the two pictures has little texture."""
+    if similarity < DENSE_SIMILARITY or query.plain.thumb is None or stored.thumb is None:
+        return None
+    tries = [(query.plain, False), (query.mirrored, True)] if try_mirrored else [(query.plain, False)]
+    for features, mirrored in tries:
+        found = dense.align(features.thumb, stored.thumb)
+        if found is not None and found.is_copy:
+            return Judgement(COPY, Evidence(DENSE, mirrored=mirrored, correlation=round(found.correlation, 3),
+                                            similarity=round(similarity, 4)))
+    return None
+
+
+class Verifier:
+    """Decides copy or similar for (query, stored file) pairs; stored files' keypoints are cached by path,
+    size and mtime, so a long-lived process (serve, duplicates) reads each file once."""
+
+    def __init__(self, cache_size: int = 512):
+        self.cache_size = cache_size
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.files_read = 0
+
+    def stored(self, path: str) -> LocalFeatures | None:
+        """Keypoints of a stored image's file; None when it is not readable here (moved, remote, no file)."""
+        try:
+            stat = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        key = (path, stat.st_size, stat.st_mtime)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        try:
+            loaded = load_image(path)
+        except ImageError:
+            return None
+        features = local_features(loaded.image, (loaded.width, loaded.height))
+        with self._lock:
+            self.files_read += 1
+            self._cache[key] = features
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return features
+
+    def query(self, image: Image.Image, full_size: tuple[int, int]) -> QueryFeatures:
+        return QueryFeatures.of_image(image, full_size)
+
+    def judge(self, query: QueryFeatures, path: str, similarity: float) -> Judgement:
+        """Copy (with its evidence) or similar, for the stored image at ``path``."""
+        stored = self.stored(path)
+        if stored is None:  # nothing to check: only a strict cosine can say
+            if similarity >= COPY_SIMILARITY:
+                return Judgement(COPY, Evidence(FEATURES, similarity=round(similarity, 4), file_checked=False))
+            return NOT_A_COPY
+        try_mirrored = similarity >= MIRROR_SIMILARITY
+        fit = verify(query, stored, try_mirrored)
+        if fit is not None:
+            found = evidence(fit, query.plain if not fit.mirrored else query.mirrored, stored, similarity)
+            return Judgement(COPY, found.in_whole_query(query.box))
+        if stored.textured and query.plain.textured:
+            return NOT_A_COPY  # enough texture to tell, and the geometry says no
+        return dense_judgement(query, stored, similarity, try_mirrored) or NOT_A_COPY
+
+    def judge_files(self, query_path: str, stored_path: str, similarity: float) -> Judgement:
+        """The same verdict between two stored files, the first in the query's place (its cached keypoints, and
+        its mirror image's reflected from them); a file not readable here has no keypoints."""
+        query = QueryFeatures.of_stored(self.stored(query_path) or NO_FEATURES)
+        return self.judge(query, stored_path, similarity)

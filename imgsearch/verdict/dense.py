@@ -1,0 +1,89 @@
+"""The dense check, for pictures with too few keypoints (fog, a sky, a night shot, bokeh): align the two pictures
+pixel by pixel (OpenCV's ECC, an affine warp) and measure how well their fine structure correlates.
+
+Only the fine structure counts (a band-pass: the picture less its blur), so two different skies, which share a
+smooth gradient from light to dark, do not correlate, while a copy of one sky (recompressed, resized, recoloured,
+watermarked, framed) keeps its clouds' texture where they were. The picture inside a uniform frame (a black border,
+a white mat) is what is aligned. Copies that move the picture more than an affine warp started from "the same
+place" can follow (a tight crop, a large turn) are left to the keypoints, which are looked for at a lower contrast
+for such pictures (keypoints.LOW_CONTRAST).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+# The band kept: detail between these two blurs (pixels of a THUMB_SIDE picture). JPEG at quality 20 keeps it; a
+# smooth gradient has none.
+FINE_SIGMA = 1.0
+COARSE_SIGMA = 6.0
+# The two pictures' shapes (width / height, once a uniform frame is cut) may differ by this share: more is not the
+# same picture whole.
+ASPECT_TOLERANCE = 0.08
+ITERATIONS = 60
+# A copy lines up where it is, to within a little zoom and shift (a frame cut a few pixels off); two different
+# skies or star fields correlate, when they do, only after a large warp. Ten of the flattest dev photos (JPEG 20,
+# halved, recoloured, grey, 10% black border): 0.93-1.00 within a warp of 0.10 (0.13-0.21 for black borders around
+# a black night sky, where the frame cannot be told from the sky); their 90 unrelated pairs: at most 0.75 within a
+# warp of 0.25, 0.85 and 0.91 only beyond 0.49 (the warp: the largest change of a matrix entry, or a shift as a
+# share of the side). Re-measured on the verdict benchmark's low-texture set (benchmarks/RESULTS.md, verdict).
+MIN_CORRELATION = 0.85
+MAX_WARP = 0.25
+
+
+@dataclass(frozen=True)
+class Alignment:
+    correlation: float  # ECC's coefficient of the two fine structures once aligned (-1 to 1)
+    warp: float  # how far the alignment moved from "the same place": largest change of a matrix entry or shift
+
+    @property
+    def is_copy(self) -> bool:
+        return self.correlation >= MIN_CORRELATION and self.warp <= MAX_WARP
+
+
+# Fine structure weaker than this (grey levels, standard deviation) is none: a smooth or banded gradient.
+MIN_DETAIL = 0.5
+
+
+def fine_structure(grey: np.ndarray) -> np.ndarray:
+    """The picture less its blur, without a margin where the blur meets the edge (a gradient's edges would
+    otherwise be all the structure two different gradients have, and it would correlate)."""
+    import cv2
+
+    picture = grey.astype(np.float32)
+    fine = cv2.GaussianBlur(picture, (0, 0), FINE_SIGMA) - cv2.GaussianBlur(picture, (0, 0), COARSE_SIGMA)
+    margin = int(3 * COARSE_SIGMA)
+    return fine[margin:-margin, margin:-margin]
+
+
+def _inside_frame(grey: np.ndarray) -> np.ndarray:
+    from ..views import uniform_frame_box
+
+    box = uniform_frame_box(Image.fromarray(grey).convert("RGB"))
+    return grey if box is None else grey[box[1] : box[3], box[0] : box[2]]
+
+
+def align(query: np.ndarray, stored: np.ndarray) -> Alignment | None:
+    """How well the fine structure of two grey pictures correlates once aligned, and how far the alignment moved;
+    None when they cannot be the same picture whole (other shapes) or the alignment does not converge."""
+    import cv2
+
+    query, stored = _inside_frame(query), _inside_frame(stored)
+    (qh, qw), (sh, sw) = query.shape, stored.shape
+    if min(qh, qw, sh, sw) < 64 or abs(qw / qh - sw / sh) > ASPECT_TOLERANCE * (sw / sh):
+        return None
+    template = fine_structure(stored)
+    moving = fine_structure(cv2.resize(query, (sw, sh), interpolation=cv2.INTER_AREA))
+    if template.std() < MIN_DETAIL or moving.std() < MIN_DETAIL:
+        return None  # nothing fine at all: a plain colour or a smooth gradient
+    warp = np.eye(2, 3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, ITERATIONS, 1e-5)
+    try:
+        found, warp = cv2.findTransformECC(template, moving, warp, cv2.MOTION_AFFINE, criteria, None, 1)
+    except cv2.error:
+        return None  # did not converge
+    moved = max(float(np.abs(warp[:, :2] - np.eye(2)).max()), abs(float(warp[0, 2])) / sw, abs(float(warp[1, 2])) / sh)
+    return Alignment(float(found), moved)

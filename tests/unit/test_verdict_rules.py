@@ -1,0 +1,85 @@
+"""The verdict's pure rules: which perspective outlines are a flat picture seen at an angle, what a warp says
+(turned, scaled, keystoned), the dense check's acceptance line, and turning a tilted picture back upright. No
+model, no Milvus; pictures are drawn here."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from imgsearch.verdict import dense
+from imgsearch.verdict.geometry import (Fit, _turn_and_work_scale, is_keystoned, original_outline,
+                                        plausible_outline)
+from imgsearch.views import turned_back
+
+SQUARE = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], dtype=np.float64)
+
+
+def test_a_rectangle_seen_up_to_about_35_degrees_off_axis_is_plausible():
+    assert plausible_outline(SQUARE)
+    keystone = np.array([[0, 10], [100, 0], [100, 100], [0, 90]], dtype=np.float64)  # left side further away
+    assert plausible_outline(keystone) and is_keystoned(keystone)
+    assert not is_keystoned(SQUARE)
+
+
+@pytest.mark.parametrize("quad, why", [
+    ([[0, 0], [100, 0], [0, 100], [100, 100]], "self-crossing"),
+    ([[0, 0], [100, 0], [60, 40], [0, 100]], "not convex"),
+    ([[0, 40], [100, 0], [100, 100], [0, 60]], "far side under half the near one"),
+    ([[0, 0], [100, 0], [200, 100], [100, 100]], "sheared beyond 50-130 degrees"),
+])
+def test_outlines_no_flat_picture_makes_are_refused(quad, why):
+    assert not plausible_outline(np.array(quad, dtype=np.float64)), why
+
+
+def test_a_warp_tells_its_turn_and_scale_like_the_similarity_nearest_to_it():
+    angle, scale = math.radians(30), 0.5  # query -> stored: turned 30 degrees, stored pixels per query pixel
+    similarity = np.array([[scale * math.cos(angle), -scale * math.sin(angle), 10],
+                           [scale * math.sin(angle), scale * math.cos(angle), 5], [0, 0, 1]])
+    for perspective in (False, True):
+        fit = Fit(similarity, 50, 50, False, np.zeros((0, 2)), np.zeros((0, 2)), perspective=perspective)
+        turn, work_scale = _turn_and_work_scale(fit, (200, 100))
+        assert turn == pytest.approx(angle) and work_scale == pytest.approx(scale)
+    outline = original_outline(similarity, (200, 100))
+    assert plausible_outline(outline) and not is_keystoned(outline)
+
+
+def test_the_dense_check_wants_a_close_alignment_in_place():
+    assert dense.Alignment(0.95, 0.02).is_copy
+    assert not dense.Alignment(dense.MIN_CORRELATION - 0.01, 0.0).is_copy
+    assert not dense.Alignment(0.99, dense.MAX_WARP + 0.01).is_copy  # two star fields lined up by a large warp
+
+
+def test_the_dense_check_tells_a_copy_of_a_sky_from_another_sky():
+    rng = np.random.default_rng(3)
+
+    def sky(seed):
+        noise = np.random.default_rng(seed).normal(0, 1, (64, 96)).astype(np.float32)
+        clouds = np.kron(noise, np.ones((4, 4), np.float32))  # soft blobs
+        gradient = np.linspace(60, 200, 256, dtype=np.float32)[:, None] * np.ones((1, 384), np.float32)
+        return np.clip(gradient + 12 * clouds, 0, 255).astype(np.uint8)
+
+    one, other = sky(1), sky(2)
+    copy = np.clip(one.astype(np.float32) * 0.9 + 10 + rng.normal(0, 2, one.shape), 0, 255).astype(np.uint8)
+    assert dense.align(copy, one).is_copy
+    found = dense.align(other, one)
+    assert found is None or not found.is_copy
+    # Gradients have no fine structure: two of them are never a copy by the dense check, whatever their edges.
+    dark = np.tile(np.linspace(10, 90, 384, dtype=np.float32), (256, 1))
+    darker = (np.linspace(0, 1, 256, dtype=np.float32)[:, None] ** 2) * 70 + dark * 0.5
+    assert dense.align(dark.astype(np.uint8), darker.astype(np.uint8)) is None
+    assert dense.align(dark.astype(np.uint8), dark.astype(np.uint8)) is None
+
+
+def test_a_picture_turned_on_a_plain_background_is_turned_back_upright():
+    picture = Image.new("RGB", (300, 180), (200, 120, 40))
+    ImageDraw.Draw(picture).rectangle((20, 20, 120, 90), fill=(30, 90, 200))
+    for angle in (10, 30, -25):
+        turn, upright = turned_back(picture.rotate(angle, expand=True, fillcolor=(0, 0, 0)))
+        assert turn == pytest.approx(-angle, abs=1.0)
+        assert upright.size == pytest.approx((300, 180), abs=8)
+    assert turned_back(picture.rotate(1, expand=True)) is None  # too little turn: the picture view's job
+    assert turned_back(picture) is None  # a photo that fills the query
