@@ -23,7 +23,7 @@ from imgsearch.duplicates import find_duplicates
 from imgsearch.indexing import index_paths
 from imgsearch.store import Store, row_id
 
-EDITED = ("astronaut", "coffee", "rocket", "chelsea")
+EDITED = ("astronaut", "coffee", "rocket", "chelsea", "moon")
 
 
 def _edits(sample_images) -> dict[str, Image.Image]:
@@ -33,6 +33,9 @@ def _edits(sample_images) -> dict[str, Image.Image]:
     framed = Image.new("RGB", (coffee.width + 120, coffee.height + 120), (255, 255, 255))
     framed.paste(coffee, (60, 60))
     chelsea = sample_images["chelsea"].convert("RGB")
+    moon = sample_images["moon"].convert("RGB")  # a dark photo whose own edges are nearly black
+    black_framed = Image.new("RGB", (moon.width + 100, moon.height + 100), (0, 0, 0))
+    black_framed.paste(moon, (50, 50))
     return {
         "astronaut-40pct.jpg": astronaut.resize((w * 4 // 10, h * 4 // 10)),
         "2024/astronaut-crop.jpg": astronaut.crop((w // 8, h // 8, w * 7 // 8, h * 7 // 8)),
@@ -40,6 +43,7 @@ def _edits(sample_images) -> dict[str, Image.Image]:
         "2024/coffee-turned.jpg": coffee.rotate(90, expand=True),
         "rocket-q30.jpg": sample_images["rocket"].convert("RGB"),  # recompressed: saved at quality 30 below
         "chelsea-half.jpg": chelsea.resize((chelsea.width // 2, chelsea.height // 2)),
+        "moon-black-frame.jpg": black_framed,
     }
 
 
@@ -55,7 +59,7 @@ def _expected(folder) -> dict[str, set[str]]:
 
 def _edits_names():
     return ("astronaut-40pct.jpg", "2024/astronaut-crop.jpg", "coffee-framed.jpg", "2024/coffee-turned.jpg",
-            "rocket-q30.jpg", "chelsea-half.jpg")
+            "rocket-q30.jpg", "chelsea-half.jpg", "moon-black-frame.jpg")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +104,9 @@ def test_groups_are_exactly_the_copies_and_the_original_is_the_unedited_file(gal
     coffee = {os.path.basename(c["path"]): c["evidence"] for c in by_original["coffee.jpg"]["copies"]}
     assert coffee["coffee-framed.jpg"]["copy_covered"] < 0.8
     assert abs(coffee["coffee-turned.jpg"]["turned"] - 90) < 3
-    assert by_original["rocket.jpg"]["rule"] == "least-recompressed"
+    assert by_original["rocket.jpg"]["rule"] == "least-recompressed"  # same pixels: the next rule decides
+    # A black frame around a dark photo is a frame, not picture: the unframed file is the original.
+    assert by_original["moon.jpg"]["rule"] == "edited-from"
     assert all(c["evidence"]["summary"] for g in groups for c in g["copies"])
 
 

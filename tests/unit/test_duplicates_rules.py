@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
 from imgsearch.duplicates import Copy, Group, Member, choose_original, edit_direction, plan_moves, read_journal
 from imgsearch.duplicates.moves import free_name
-from imgsearch.duplicates.original import EDIT_MARGIN, PIXEL_TIE, QUANT_TIE, Facts
+from imgsearch.duplicates.original import EDIT_MARGIN, PIXEL_TIE, QUANT_TIE, Facts, margin_is_frame
 from imgsearch.duplicates.pairs import UnionFind
 from imgsearch.errors import ImgsearchError
 from imgsearch.evidence import FEATURES, GEOMETRY, Evidence
@@ -27,37 +29,56 @@ def geometry(shown=1.0, covered=1.0, scale=1.0, region=WHOLE, in_copy=WHOLE) -> 
 
 def test_a_crop_comes_from_the_whole_picture():
     crop = geometry(shown=0.5, region=[0.25, 0.25, 0.75, 0.75])
-    assert edit_direction(crop, None, None) == 1
+    assert edit_direction(crop, False, False) == 1
 
 
 def test_the_smaller_one_is_the_original_when_the_larger_is_framed_around_just_it():
-    # The stored picture shows part of the query, and that part is exactly what a frame surrounds in the stored
-    # file: the stored file is the framed copy, the query the original.
+    # The query shows part of the stored picture, and the stored picture's margin outside that part is a frame:
+    # the stored file is the framed copy, the query the original. Without a frame the query is a crop.
     framed_stored = geometry(shown=0.64, region=[0.1, 0.1, 0.9, 0.9])
-    assert edit_direction(framed_stored, None, (0.1, 0.1, 0.9, 0.9)) == -1
-    # A frame elsewhere does not count: then the query is a crop.
-    assert edit_direction(framed_stored, None, (0.2, 0.0, 0.8, 1.0)) == 1
+    assert edit_direction(framed_stored, False, True) == -1
+    assert edit_direction(framed_stored, False, False) == 1
 
 
 def test_a_picture_inside_the_query_is_framed_by_it_or_the_query_is_larger():
     inside = geometry(covered=0.64, in_copy=[0.1, 0.1, 0.9, 0.9])
-    assert edit_direction(inside, (0.1, 0.1, 0.9, 0.9), None) == 1  # the query is the stored picture, framed
-    assert edit_direction(inside, None, None) == -1  # the stored picture is a crop of the query
+    assert edit_direction(inside, True, False) == 1  # the query is the stored picture, framed
+    assert edit_direction(inside, False, False) == -1  # the stored picture is a crop of the query
+
+
+def test_framed_and_downscaled_at_once_says_nothing():
+    # The query is a small copy of the picture inside the stored, framed file: which came first is for the
+    # pixel rule (the framed file's picture alone) to say.
+    assert edit_direction(geometry(shown=0.64, scale=0.3), False, True) == 0
+    assert edit_direction(geometry(covered=0.64, scale=3.0), True, False) == 0
 
 
 def test_scale_beyond_the_margin_says_which_was_made_smaller():
     low = 1 - EDIT_MARGIN
-    assert edit_direction(geometry(scale=0.5), None, None) == 1
-    assert edit_direction(geometry(scale=2.0), None, None) == -1
-    assert edit_direction(geometry(scale=low + 0.01), None, None) == 0
-    assert edit_direction(geometry(scale=1 / low - 0.01), None, None) == 0
+    assert edit_direction(geometry(scale=0.5), False, False) == 1
+    assert edit_direction(geometry(scale=2.0), False, False) == -1
+    assert edit_direction(geometry(scale=low + 0.01), False, False) == 0
+    assert edit_direction(geometry(scale=1 / low - 0.01), False, False) == 0
 
 
 def test_no_geometry_says_nothing():
-    assert edit_direction(None, None, None) == 0
-    assert edit_direction(Evidence(FEATURES, similarity=0.95, file_checked=True), None, None) == 0
+    assert edit_direction(None, False, False) == 0
+    assert edit_direction(Evidence(FEATURES, similarity=0.95, file_checked=True), True, True) == 0
     # Both partly shown (two overlapping crops): neither contains the other.
-    assert edit_direction(geometry(shown=0.6, covered=0.6), None, None) == 0
+    assert edit_direction(geometry(shown=0.6, covered=0.6), False, False) == 0
+
+
+def test_a_frame_is_a_uniform_margin_of_any_colour_whatever_the_picture_s_own_edges():
+    rng = np.random.default_rng(5)
+    picture = Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
+    for colour in ((0, 0, 0), (255, 255, 255), (128, 60, 60)):
+        framed = ImageOps.expand(picture, border=30, fill=colour)
+        box = (30 / 360, 30 / 260, 330 / 360, 230 / 260)
+        assert margin_is_frame(framed, box), colour
+        assert not margin_is_frame(framed, (0.0, 0.0, 1.0, 1.0))  # no margin at all
+    # A dark night photo's own dark edge is no frame when the picture runs on into it with detail.
+    busy = Image.fromarray(rng.integers(0, 40, (260, 360, 3), dtype=np.uint8))
+    assert not margin_is_frame(busy, (30 / 360, 30 / 260, 330 / 360, 230 / 260))
 
 
 # --- choose_original: the first rule that singles one member out decides ---------------------------------------
@@ -66,8 +87,8 @@ def member(name: str, mtime: float = 100.0) -> Member:
     return Member(name, f"/photos/{name}.jpg", 1000, mtime, 100, 100, "")
 
 
-def facts(pixels=10_000, frame=None, quantisation=2.0) -> Facts:
-    return Facts(pixels, frame, quantisation)
+def facts(pixels=10_000, quantisation=2.0, digest="") -> Facts:
+    return Facts(pixels, quantisation, digest)
 
 
 def test_edited_from_decides_when_one_member_is_the_source_of_the_others():
@@ -92,6 +113,26 @@ def test_least_recompressed_names_a_lossless_file_and_ties_within_its_margin():
         "least recompressed: lossless"
     close = {"a": facts(quantisation=2.0), "b": facts(quantisation=2.0 * (1 + QUANT_TIE / 2))}
     assert choose_original([a, b], {}, close)[1] == "earliest-mtime"
+
+
+def test_a_frame_the_evidence_confirms_is_not_counted_as_pixels():
+    # The framed file has more pixels, but its picture is the other file at 64% of its area: the unframed
+    # file, larger than that, is the original, even where no edit direction is known (framed and downscaled).
+    framed, plain = member("framed"), member("plain")
+    relation = geometry(shown=0.64, region=[0.1, 0.1, 0.9, 0.9], scale=0.5)
+    sizes = {"framed": facts(pixels=40_000), "plain": facts(pixels=30_000)}
+    checks = {("framed", (0.1, 0.1, 0.9, 0.9)): True, ("plain", (0.0, 0.0, 1.0, 1.0)): False}
+    assert choose_original([framed, plain], {("plain", "framed"): relation}, sizes, checks)[:2] == \
+        (plain, "most-pixels")
+    assert choose_original([framed, plain], {("plain", "framed"): relation}, sizes, {})[0] == framed
+
+
+def test_identical_files_are_said_to_be_identical():
+    a, b = member("a", mtime=50.0), member("b", mtime=60.0)
+    original, rule, reason = choose_original([b, a], {}, {"a": facts(digest="x"), "b": facts(digest="x")})
+    assert (original, rule) == (a, "earliest-mtime") and reason.startswith("identical files")
+    assert not choose_original([b, a], {}, {"a": facts(digest="x"), "b": facts(digest="y")})[2].startswith(
+        "identical")
 
 
 def test_earliest_mtime_then_path_break_the_last_tie():
