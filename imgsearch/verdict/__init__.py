@@ -47,6 +47,13 @@ COPY_SIMILARITY = 0.90
 # A mirrored try costs a second keypoint match; mirroring keeps the max-pooled VGG16 vector nearly as it is
 # (every mirrored copy scored >= 0.80 in benchmarks/RESULTS.md), so only candidates this similar get one.
 MIRROR_SIMILARITY = 0.75
+# A tight crop (40% of each side) shows a part of the stored picture that, at WORK_SIDE, may hold only a few
+# keypoints: a candidate this similar whose fit fails gets a closer look at the stored file (CLOSER_SIDE px, more
+# keypoints, a lower contrast threshold), computed once and cached beside the first.
+CLOSER_SIMILARITY = 0.70
+CLOSER_SIDE = 1024
+CLOSER_KEYPOINTS = 4000
+CLOSER_CONTRAST = 0.02
 # The dense check aligns two pictures (20-40 ms); copies of low-texture photos that it can align (recompressed,
 # resized, recoloured, watermarked, framed) keep their vectors close, so only candidates this similar get one.
 DENSE_SIMILARITY = 0.70
@@ -149,13 +156,14 @@ class Verifier:
         self._lock = threading.Lock()
         self.files_read = 0
 
-    def stored(self, path: str) -> LocalFeatures | None:
-        """Keypoints of a stored image's file; None when it is not readable here (moved, remote, no file)."""
+    def stored(self, path: str, closer: bool = False) -> LocalFeatures | None:
+        """Keypoints of a stored image's file; None when it is not readable here (moved, remote, no file).
+        ``closer``: the closer look (more pixels, more keypoints, a lower contrast) for a second try."""
         try:
             stat = os.stat(path)
         except (OSError, ValueError):
             return None
-        key = (path, stat.st_size, stat.st_mtime)
+        key = (path, stat.st_size, stat.st_mtime, closer)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -164,7 +172,11 @@ class Verifier:
             loaded = load_image(path)
         except ImageError:
             return None
-        features = local_features(loaded.image, (loaded.width, loaded.height))
+        if closer:
+            features = local_features(loaded.image, (loaded.width, loaded.height), CLOSER_SIDE, CLOSER_KEYPOINTS,
+                                      CLOSER_CONTRAST)
+        else:
+            features = local_features(loaded.image, (loaded.width, loaded.height))
         with self._lock:
             self.files_read += 1
             self._cache[key] = features
@@ -184,6 +196,10 @@ class Verifier:
             return NOT_A_COPY
         try_mirrored = similarity >= MIRROR_SIMILARITY
         fit = verify(query, stored, try_mirrored)
+        if fit is None and similarity >= CLOSER_SIMILARITY:
+            closer = self.stored(path, closer=True)
+            fit = verify(query, closer, try_mirrored) if closer is not None else None
+            stored = closer if fit is not None else stored
         if fit is not None:
             found = evidence(fit, query.plain if not fit.mirrored else query.mirrored, stored, similarity)
             return Judgement(COPY, found.in_whole_query(query.box))

@@ -42,15 +42,16 @@ def local_features(
     full_size: tuple[int, int] | None = None,
     side: int = WORK_SIDE,
     max_keypoints: int = MAX_KEYPOINTS,
+    contrast: float = CONTRAST,
 ) -> LocalFeatures:
     work = image
     if max(image.size) > side:
         work = image.copy()
         work.thumbnail((side, side), Image.Resampling.BILINEAR)
     grey = np.asarray(work.convert("L"))
-    points, descriptors = _sift(grey, max_keypoints, CONTRAST)
+    points, descriptors = _sift(grey, max_keypoints, contrast)
     textured = len(points) >= FEW_KEYPOINTS
-    if not textured:
+    if not textured and contrast > LOW_CONTRAST:
         points, descriptors = _sift(grey, max_keypoints, LOW_CONTRAST)
     small = Image.fromarray(grey)
     small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
