@@ -15,7 +15,8 @@ from ..indexing import KEY_RE, MAX_KEY
 from ..store import MAX_OWNER, MAX_TOP_K
 
 ROW_ID_PATTERN = "^[0-9a-f]{32}$"
-KEY_PATTERN = f"^{KEY_RE.pattern}$"
+# A thumbnail URL (`<id>/thumbnail`) is no key: that path is the thumbnail's (routes/images.py).
+KEY_PATTERN = f"^(?![0-9a-f]{{32}}/thumbnail$){KEY_RE.pattern}$"
 OWNER_PATTERN = rf"^[\w.@+ -]{{0,{MAX_OWNER}}}$"
 
 
@@ -108,7 +109,9 @@ def responses(*statuses: int) -> dict:
     return out
 
 
-# An image arrives as the multipart part `image` (what a browser's form sends) or as the raw body.
+# An image arrives as the multipart part `image` (what a browser's form sends) or as the raw body. Both are said
+# to be images (image/*): bytes that are no image are answered 415, so "any bytes" would not be the truth.
+IMAGE_TYPES = "image/*"
 IMAGE_BODY = {
     "requestBody": {
         "required": True,
@@ -116,9 +119,10 @@ IMAGE_BODY = {
             "multipart/form-data": {
                 "schema": {"type": "object", "required": ["image"],
                            "properties": {"image": {"type": "string", "format": "binary",
-                                                    "description": "The image file (JPEG, PNG, WebP, GIF, ...)."}}}
+                                                    "description": "The image file (JPEG, PNG, WebP, GIF, ...)."}}},
+                "encoding": {"image": {"contentType": IMAGE_TYPES}},
             },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            IMAGE_TYPES: {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }
@@ -128,8 +132,18 @@ def key_schema() -> dict:
     return {"pattern": KEY_PATTERN, "minLength": 1, "maxLength": MAX_KEY}
 
 
+# Milvus serves ranks up to MAX_TOP_K (16384). Any page of any size under these two bounds is within it, so
+# every request the schema allows is one the server can answer (a product bound cannot be said in a schema).
+MAX_PAGE_SIZE = 128
+MAX_PAGE = MAX_TOP_K // MAX_PAGE_SIZE
+
+
 def top_k_schema() -> dict:
-    return {"minimum": 1, "maximum": MAX_TOP_K}
+    return {"minimum": 1, "maximum": MAX_PAGE_SIZE}
+
+
+def page_schema() -> dict:
+    return {"minimum": 1, "maximum": MAX_PAGE}
 
 
 def openapi_builder(app: FastAPI, token: bool):

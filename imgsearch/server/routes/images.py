@@ -9,6 +9,7 @@ import re
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
 from ...errors import ImageError
@@ -20,6 +21,20 @@ from ..context import authorised, run, settings_of, worker_of
 from ..errors import image_error
 from ..uploads import read_image
 
+class _ImageKey(Convertor):
+    """A key in the path, slashes and all, but never an image's thumbnail URL (``<id>/thumbnail``): that path is
+    the thumbnail's alone, so a PUT or DELETE there is 405 (GET only), not the put of a key of that form."""
+
+    regex = r"(?![0-9a-f]{32}/thumbnail$).*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("imagekey", _ImageKey())
 router = APIRouter(dependencies=[Depends(authorised)])
 THUMBNAIL_SIDE = 256
 ROW_ID_RE = re.compile(schema.ROW_ID_PATTERN)
@@ -27,7 +42,7 @@ KEY = Path(description="The caller's key for the image (an object-store key, a U
            json_schema_extra=schema.key_schema())
 
 
-@router.put("/api/images/{key:path}", openapi_extra=schema.IMAGE_BODY, response_model=None,
+@router.put("/api/images/{key:imagekey}", openapi_extra=schema.IMAGE_BODY, response_model=None,
             responses={200: {"model": schema.PutAnswer}, **schema.responses(400, 401, 413, 415, 422, 500, 503)})
 async def put_image(request: Request, key: str = KEY,
                     owner: str = Query("", description="Owner of the image.",
@@ -43,7 +58,7 @@ async def put_image(request: Request, key: str = KEY,
     return {"key": key, "id": row_id(key), "owner": owner, "replaced": summary.updated == 1}
 
 
-@router.delete("/api/images/{key:path}", response_model=None,
+@router.delete("/api/images/{key:imagekey}", response_model=None,
                responses={200: {"model": schema.DeleteAnswer}, **schema.responses(400, 401, 404, 500, 503)})
 async def delete_image(request: Request, key: str = KEY) -> dict:
     """Remove the row of a key put before; 404 if there is none."""
