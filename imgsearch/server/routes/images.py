@@ -21,6 +21,7 @@ from ..context import authorised, run, settings_of, worker_of
 from ..errors import image_error
 from ..uploads import read_image
 
+
 class _ImageKey(Convertor):
     """A key in the path, slashes and all, but never an image's thumbnail URL (``<id>/thumbnail``): that path is
     the thumbnail's alone, so a PUT or DELETE there is 405 (GET only), not the put of a key of that form."""

@@ -25,8 +25,8 @@ async def page():
     return HTMLResponse(html.replace("__DEFAULT_THRESHOLD__", f"{DEFAULT_THRESHOLD:g}"))
 
 
-@router.get("/api/health", dependencies=guarded, responses={200: {"model": schema.Health},
-                                                             **schema.responses(401, 500)})
+@router.get("/api/health", dependencies=guarded,
+            responses={200: {"model": schema.Health}, **schema.responses(401, 500)})
 async def health(request: Request) -> dict:
     """Status, rows, model and numeric precision of the served collection, and the queue's length.
 
@@ -57,8 +57,8 @@ async def _row_count(request: Request) -> int:
     return await asyncio.shield(state.counting)
 
 
-@router.get("/api/stats", dependencies=guarded, responses={200: {"model": schema.Stats},
-                                                            **schema.responses(401, 500, 503)})
+@router.get("/api/stats", dependencies=guarded,
+            responses={200: {"model": schema.Stats}, **schema.responses(401, 500, 503)})
 async def stats(request: Request) -> dict:
     """As `imgsearch stats --json` for the served collection, plus the micro-batching counters."""
     batching = worker_of(request).stats.as_dict()
