@@ -139,3 +139,14 @@ def test_every_request_has_a_json_access_log_line(http, server):
     nowhere = [line for line in access if line["path"] == "/api/nowhere"][-1]
     assert nowhere["status"] == 404 and nowhere["route"] == "(no route)"
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # uvicorn's own lines are JSON too
+
+
+def test_the_cli_defaults_are_the_librarys():
+    # Repeated in cli/serve.py so that --help imports neither Pillow nor the server.
+    from imgsearch.cli.serve import serve
+    from imgsearch.features import DEFAULT_MAX_PIXELS
+    from imgsearch.server.worker import DEFAULT_MAX_QUEUE
+
+    defaults = {param.name: param.default for param in serve.params}
+    assert defaults["max_pixels"] * 1_000_000 == DEFAULT_MAX_PIXELS
+    assert defaults["max_queue"] == DEFAULT_MAX_QUEUE

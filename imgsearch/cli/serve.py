@@ -32,6 +32,8 @@ def is_loopback(host: str) -> bool:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--max-body", type=click.FloatRange(0.001), default=25.0, show_default=True,
               help="Largest request body in MB (10^6 bytes); larger ones are answered 413.")
+# The defaults repeat features.DEFAULT_MAX_PIXELS and worker.DEFAULT_MAX_QUEUE (--help imports neither);
+# tests/test_serve_pressure.py keeps them equal.
 @click.option("--max-pixels", type=click.FloatRange(0.01), default=40.0, show_default=True,
               help="Most megapixels an upload may have as decoded (JPEGs shrink up to 8x per side while decoded); "
               "larger ones are refused 413 from their header, before decoding.")
