@@ -6,8 +6,8 @@ import click
 
 from ..errors import StoreError
 from .base import (
-    EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, _ProgressBar, cli, console, err_line, json_option, open_collection, print_json,
-    connect,
+    EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, _ProgressBar, cli, console, err_line, json_option, open_collection, print_json,
+    connect, EXIT_INTERRUPTED,
 )
 from .options import feature_options, index_options, page_options, precision_option, store_options
 
