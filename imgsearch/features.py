@@ -37,6 +37,14 @@ except ImportError:  # pragma: no cover - depends on the optional extra
 # but silence the warning it gives between 1x and 2x: those images decode fine at reduced scale.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
+# Most pixels an image may have *as decoded*: a bigger one is refused from its header, before any of it is decoded.
+# JPEGs first shrink by their DCT scale (up to 1/8, ``draft``), so a 150 MP photo decodes to 2.3 MP and passes;
+# other formats (PNG, TIFF, WebP...) can only be decoded whole, so 40 MP (8K frames, 40 MP cameras' exports) is
+# 120 MB as RGB, where a 144 MP PNG would be 430 MB and several seconds. ``imgsearch serve --max-pixels`` sets it.
+DEFAULT_MAX_PIXELS = 40_000_000
+# Every refusal for size starts with this: the server answers those 413, other broken images 422.
+TOO_MANY_PIXELS = "too many pixels"
+
 # JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides at least this long:
 # a 24 MP photo costs a 1/8 decode, and there is still margin above 224 px after a black border is cut.
 DECODE_MIN_SIDE = 320
@@ -99,7 +107,7 @@ def _read_image_file(path: str) -> bytes:
                 f.seek(0)
                 raise _unidentified(path, f.read(16)) from None
             except Image.DecompressionBombError:
-                raise ImageError(path, "image too large to decode safely (decompression-bomb limit)") from None
+                raise _bomb(path) from None
             except (OSError, SyntaxError, ValueError, EOFError) as e:
                 raise ImageError(path, f"corrupt image header ({e})") from None
             f.seek(0)
@@ -114,11 +122,29 @@ def _read_image_file(path: str) -> bytes:
         raise ImageError(path, f"cannot read: {e.strerror or e}") from None
 
 
-def load_image(source, *, label: str | None = None, min_side: int | None = DECODE_MIN_SIDE) -> LoadedImage:
+def _bomb(label: str) -> ImageError:
+    limit = 2 * Image.MAX_IMAGE_PIXELS / 1e6
+    return ImageError(label, f"{TOO_MANY_PIXELS}: over the decompression-bomb limit of {limit:.0f} MP")
+
+
+def _check_pixels(label: str, img: Image.Image, full_size: tuple[int, int], max_pixels: int | None):
+    """Refuse, from the header alone, a picture whose decode (after any JPEG draft) would pass ``max_pixels``."""
+    width, height = img.size
+    if max_pixels is None or width * height <= max_pixels:
+        return
+    full = f"{full_size[0]}x{full_size[1]}"
+    scaled = "" if img.size == full_size else f", {width}x{height} at the smallest JPEG scale"
+    raise ImageError(label, f"{TOO_MANY_PIXELS}: {full} ({full_size[0] * full_size[1] / 1e6:.1f} MP{scaled}) is "
+                            f"over the limit of {max_pixels / 1e6:g} MP decoded")
+
+
+def load_image(source, *, label: str | None = None, min_side: int | None = DECODE_MIN_SIDE,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode a path or image bytes to RGB. Raises ImageError naming the source for anything unreadable.
 
     ``min_side``: JPEGs are decoded at the smallest DCT scale keeping both sides at least this long;
-    None decodes at full size (pHash needs that to match imagehash bit for bit).
+    None decodes at full size (pHash needs that to match imagehash bit for bit). ``max_pixels``: most pixels
+    decoded (after that scaling); a bigger image is refused before decoding (None: Pillow's bomb limit only).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), label or "<bytes>"
@@ -132,6 +158,7 @@ def load_image(source, *, label: str | None = None, min_side: int | None = DECOD
         width, height = img.size
         if img.format == "JPEG" and min_side:
             img.draft("RGB", (min_side, min_side))
+        _check_pixels(label, img, (width, height), max_pixels)
         img.load()
         orientation = img.getexif().get(0x0112, 1)
         if orientation in (5, 6, 7, 8):
@@ -142,7 +169,7 @@ def load_image(source, *, label: str | None = None, min_side: int | None = DECOD
     except UnidentifiedImageError:
         raise _unidentified(label, data[:16]) from None
     except Image.DecompressionBombError:
-        raise ImageError(label, "image too large to decode safely (decompression-bomb limit)") from None
+        raise _bomb(label) from None
     except (OSError, SyntaxError, ValueError, IndexError, TypeError, EOFError) as e:
         # Pillow signals truncated and corrupt data with these; the message says what it found.
         raise ImageError(label, f"corrupt or truncated image ({e})") from None
@@ -258,9 +285,11 @@ class Embedder:
     dim = 0
     metric = "COSINE"  # COSINE (similarity of float vectors) or HAMMING (bits)
     decode_min_side: int | None = DECODE_MIN_SIDE
+    max_pixels: int | None = DEFAULT_MAX_PIXELS  # the decoding guard (load_image); serve sets its --max-pixels
 
     def __init__(self):
         self.images_embedded = 0  # counts real work: incremental indexing is proved on it
+        self.model_passes = 0  # calls of ``embed`` (one batch each): the server's metrics show them
 
     def settings(self) -> dict:
         """Constructor arguments that change the vectors (not where weights come from)."""
@@ -299,8 +328,8 @@ class Embedder:
         )
         if isinstance(source, tuple):
             data, label = source
-            return load_image(data, label=label, min_side=min_side)
-        return load_image(source, min_side=min_side)
+            return load_image(data, label=label, min_side=min_side, max_pixels=self.max_pixels)
+        return load_image(source, min_side=min_side, max_pixels=self.max_pixels)
 
     def _load_and_prepare(self, source) -> tuple[Embedded, np.ndarray | None]:
         try:
@@ -338,6 +367,7 @@ class Embedder:
                 if ready:
                     vectors = self.embed(np.stack([array for _, array in ready]))
                     self.images_embedded += len(ready)
+                    self.model_passes += 1
                     for (meta, _), vector in zip(ready, vectors):
                         meta.vector = vector
                 yield [meta for meta, _ in done]
@@ -349,6 +379,7 @@ class Embedder:
             batch = np.stack([self.prepare(image) for image in images[start : start + batch_size]])
             out.append(self.embed(batch))
             self.images_embedded += len(batch)
+            self.model_passes += 1
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 
     def embed_one(self, source) -> Embedded:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ class IndexSummary:
     pruned: int = 0
     not_images: int = 0  # files that are no image and do not claim to be one: not failures
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    interrupted: bool = False  # stopped on request before every file was looked at
 
     @property
     def ok(self) -> bool:
@@ -39,6 +41,7 @@ class IndexSummary:
             "not_images": self.not_images,
             "failed": len(self.failed),
             "failures": [{"path": p, "reason": r} for p, r in self.failed],
+            **({"interrupted": True} if self.interrupted else {}),
         }
 
 
@@ -55,7 +58,10 @@ def index_paths(
     prune: bool = False,
     include_hidden: bool = False,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> IndexSummary:
+    """``stop``: when set, the batch being written is finished and the rest left for the next run (which sees
+    the finished files as unchanged); the summary says ``interrupted``."""
     owner = check_owner(owner)
     summary = IndexSummary()
     walk_errors: list[tuple[str, str]] = []
@@ -94,6 +100,9 @@ def index_paths(
         done += len(batch)
         if progress:
             progress(done, total)
+        if stop is not None and stop.is_set():
+            summary.interrupted = True
+            return summary  # no prune either: the files not looked at are not gone
 
     if prune:
         summary.pruned = prune_missing(collection, roots)

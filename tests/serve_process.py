@@ -1,7 +1,8 @@
 """Run `imgsearch serve` as a real process on a free 127.0.0.1 port, for tests/test_serve*.py.
 
 Plain helper module, not a conftest. ``served(uri, weights)`` is a context manager giving a ``Served`` (its base
-URL and its log); the process is stopped with SIGINT (uvicorn's graceful stop) and killed if it lingers.
+URL and its log); the process is stopped with SIGINT (a clean stop) unless the test stopped it, and killed if it
+lingers. ``Served.stop`` sends a signal and returns the exit code; ``rss_bytes`` reads its memory from /proc.
 """
 
 from __future__ import annotations
@@ -30,6 +31,27 @@ class Served:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Send ``sig`` and wait for the exit code (a generous bound: a busy 2-core machine, not a timing test)."""
+        self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def rss_bytes(self, peak: bool = False) -> int:
+        """Resident memory now, or its peak (VmHWM) since ``reset_peak``."""
+        field = "VmHWM:" if peak else "VmRSS:"
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no {field} in /proc/{self.process.pid}/status")
+
+    def reset_peak(self) -> bool:
+        """Make VmHWM start again from the current RSS (Linux's clear_refs 5); False where that is not allowed."""
+        try:
+            Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+            return True
+        except OSError:
+            return False
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -49,7 +71,8 @@ def served(uri: str, weights, log: Path, *args: str, env: dict | None = None):
         _wait_ready(server, (env or {}).get("IMGSEARCH_SERVE_TOKEN"))
         yield server
     finally:
-        process.send_signal(signal.SIGINT)
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:

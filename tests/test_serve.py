@@ -169,7 +169,7 @@ BAD_UPLOADS = {  # what is sent, the status, a word of the reason
     "empty": (lambda images: b"", 400, "empty"),
     "random bytes": (lambda images: os.urandom(4096), 415, "not an image"),
     "truncated JPEG": (lambda images: jpeg_bytes(images["coffee"])[:20_000], 422, "truncated"),
-    "PNG bomb": (lambda images: _png_bomb(), 422, "decompression-bomb"),
+    "PNG bomb": (lambda images: _png_bomb(), 413, "decompression-bomb"),  # too many pixels: 413 since #24
     "30 MB": (lambda images: os.urandom(30_000_000), 413, "over the limit"),
 }
 
@@ -280,6 +280,9 @@ def test_health_stats_openapi_and_page(http):
     assert {"/api/search", "/api/images/{key}", "/api/images/{image_id}/thumbnail", "/api/health"} <= set(paths)
     page = http.get("/")
     assert page.status_code == 200 and "<title>imgsearch</title>" in page.text
+    from imgsearch.search import DEFAULT_THRESHOLD  # the page's default minimum similarity is the API's
+
+    assert f'id="threshold" type="number" min="-1" max="1" step="0.05" value="{DEFAULT_THRESHOLD:g}"' in page.text
 
 
 def test_indexing_the_served_lite_database_meanwhile_is_refused_clearly(server, gallery, vgg_weights):
@@ -296,12 +299,14 @@ def test_token_guards_every_api_call(tmp_path, vgg_weights):
                 env={"IMGSEARCH_SERVE_TOKEN": token}) as server:
         with httpx.Client(base_url=server.url, timeout=60) as http:
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
-                for method, path in (("GET", "/api/health"), ("POST", "/api/search"), ("DELETE", "/api/images/k")):
+                for method, path in (("GET", "/api/health"), ("POST", "/api/search"), ("DELETE", "/api/images/k"),
+                                     ("GET", "/metrics")):
                     response = http.request(method, path, headers=headers, content=b"x" * 10)
                     assert response.status_code == 401, (headers, path)
                     assert "token" in response.json()["error"]
             good = {"Authorization": f"Bearer {token}"}
             assert http.get("/api/health", headers=good).json()["rows"] == 0
+            assert "imgsearch_http_requests_total" in http.get("/metrics", headers=good).text
             # Refused before the body is read: a large upload without the token is 401, not 413.
             assert http.post("/api/search", content=b"\x00" * 30_000_000).status_code == 401
             assert http.get("/").status_code == 200  # the page itself asks for the token

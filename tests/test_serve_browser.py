@@ -77,6 +77,22 @@ def test_upload_an_edited_copy_and_see_the_original_first(browser, server, sampl
     first.locator(".thumb img").wait_for()  # its thumbnail came through the API
     assert page.locator("#drop img").count() == 1  # the query is shown beside the results
 
+    # The default minimum similarity is the API's; hits below it, asked for, carry no "similar" badge.
+    assert page.input_value("#threshold") == "0.8"
+    page.fill("#threshold", "-1")
+    page.dispatch_event("#threshold", "change")
+    page.wait_for_function("document.querySelectorAll('.hit').length >= 7")
+    for i in range(page.locator(".hit").count()):
+        hit = page.locator(".hit").nth(i)
+        badge = hit.locator(".badge").all_text_contents()
+        similarity = float(hit.locator(".similarity").text_content())
+        if badge == ["similar"]:
+            assert similarity >= 0.8, (i, similarity)
+        elif not badge:
+            assert similarity < 0.8, (i, similarity)
+    assert page.locator(".hit").nth(0).locator(".badge").text_content() == "copy"
+    assert page.locator(".hit .badge").count() < page.locator(".hit").count()  # the unrelated photos: no badge
+
     # The owner filter: nobody called "nobody" owns anything.
     page.fill("#owner", "nobody")
     page.dispatch_event("#owner", "change")

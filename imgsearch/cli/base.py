@@ -12,6 +12,7 @@ from ..errors import ImgsearchError
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the job ran but some inputs failed (or check-cpu: no AVX2)
 EXIT_FATAL = 2  # nothing done: bad usage, unreachable store, missing weights, cannot tell
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C or SIGTERM; everything written so far is kept
 
 
 class _Group(click.Group):
@@ -26,7 +27,7 @@ class _Group(click.Group):
             raise err from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as e:
             # Milvus failing mid-run (a server gone, a rejected request): one line, not a traceback.
             if not type(e).__module__.startswith(("pymilvus", "grpc", "milvus_lite")):

@@ -7,18 +7,19 @@ import click
 from ..errors import StoreError
 from .base import (
     EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, _ProgressBar, cli, console, err_line, json_option, open_collection, print_json,
-    connect,
+    connect, EXIT_INTERRUPTED,
 )
 from .options import feature_options, index_options, page_options, precision_option, store_options
 
 def run_index(paths, uri, collection, embedder_cls, options, owner, batch_size, prune, hidden, as_json):
     from ..indexing import index_paths
+    from .interrupt import stop_on_signals
 
     store, coll, embedder = open_collection(uri, collection, embedder_cls, create=True, **options)
-    with store, _ProgressBar("Indexing") as progress:
+    with store, stop_on_signals() as stop, _ProgressBar("Indexing") as progress:
         summary = index_paths(
             coll, embedder, paths, owner=owner, batch_size=batch_size, prune=prune, include_hidden=hidden,
-            progress=progress,
+            progress=progress, stop=stop,
         )
         total = coll.count()
     if as_json:
@@ -38,6 +39,9 @@ def run_index(paths, uri, collection, embedder_cls, options, owner, batch_size, 
             f"[red]{len(summary.failed)}[/]" if summary.failed else "0",
         )
         console().print(table)
+    if summary.interrupted:
+        err_line("interrupted: every file above is written; run the same command again to index the rest")
+        return EXIT_INTERRUPTED
     return EXIT_OK if summary.ok else EXIT_PARTIAL
 
 

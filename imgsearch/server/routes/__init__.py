@@ -1,0 +1,1 @@
+"""The API's routes, one router per area: searching, images by key, and the server's own state."""
