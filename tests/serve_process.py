@@ -93,3 +93,19 @@ def _wait_ready(server: Served, token: str | None):
             pass
         time.sleep(0.5)
     raise RuntimeError(f"imgsearch serve did not answer within {START_TIMEOUT} s:\n{server.log_text()}")
+
+
+def indexed_gallery(root: Path, photo_dir: Path, names, weights) -> str:
+    """Copies of the sample photos ``names`` under ``root/photos``, indexed with `imgsearch index` into a new Milvus
+    Lite database; its URI."""
+    import shutil
+
+    from helpers import run_cli
+
+    (root / "photos").mkdir()
+    for name in names:
+        shutil.copy2(photo_dir / f"{name}.jpg", root / "photos" / f"{name}.jpg")
+    uri = str(root / "gallery.db")
+    result = run_cli("index", root / "photos", "--uri", uri, weights=weights)
+    assert result.exit_code == 0, result.output
+    return uri

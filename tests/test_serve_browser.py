@@ -7,14 +7,11 @@ chromium or Playwright is missing the test is skipped with the reason, except un
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
-from click.testing import CliRunner
 from conftest import add_black_border, jpeg_bytes
-from serve_process import served
+from serve_process import indexed_gallery, served
 
-from imgsearch.cli import cli
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -47,13 +44,7 @@ def browser():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, photo_dir, vgg_weights):
     root = tmp_path_factory.mktemp("page")
-    (root / "photos").mkdir()
-    for name in PHOTOS:
-        shutil.copy2(photo_dir / f"{name}.jpg", root / "photos" / f"{name}.jpg")
-    uri = str(root / "page.db")
-    result = CliRunner().invoke(cli, ["index", str(root / "photos"), "--uri", uri],
-                                env={"IMGSEARCH_WEIGHTS": str(vgg_weights)})
-    assert result.exit_code == 0, result.output
+    uri = indexed_gallery(root, photo_dir, PHOTOS, vgg_weights)
     with served(uri, vgg_weights, root / "serve.log") as server:
         yield server
     assert "Traceback" not in server.log_text()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import add_black_border, jpeg_bytes
 from PIL import Image
-from serve_process import served
+from serve_process import indexed_gallery, served
 
 from imgsearch.cli import cli
 
@@ -26,13 +25,7 @@ MEMORY_BUDGET = 300 * 1024 * 1024  # the issue's bound on the server's growth fo
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, photo_dir, vgg_weights):
     root = tmp_path_factory.mktemp("pressure")
-    (root / "photos").mkdir()
-    for name in PHOTOS:
-        shutil.copy2(photo_dir / f"{name}.jpg", root / "photos" / f"{name}.jpg")
-    uri = str(root / "pressure.db")
-    result = CliRunner().invoke(cli, ["index", str(root / "photos"), "--uri", uri],
-                                env={"IMGSEARCH_WEIGHTS": str(vgg_weights)})
-    assert result.exit_code == 0, result.output
+    uri = indexed_gallery(root, photo_dir, PHOTOS, vgg_weights)
     with served(uri, vgg_weights, root / "serve.log", "--max-queue", str(MAX_QUEUE), "--log-json") as server:
         yield server
     assert "Traceback" not in server.log_text()

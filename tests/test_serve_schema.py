@@ -8,17 +8,14 @@ schema comes from the server, nothing from the internet.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
-from serve_process import served
+from serve_process import indexed_gallery, served
 
-from imgsearch.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,13 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, photo_dir, vgg_weights):
     root = tmp_path_factory.mktemp("schema")
-    (root / "photos").mkdir()
-    for name in ("coffee", "rocket", "coins"):
-        shutil.copy2(photo_dir / f"{name}.jpg", root / "photos" / f"{name}.jpg")
-    uri = str(root / "schema.db")
-    result = CliRunner().invoke(cli, ["index", str(root / "photos"), "--uri", uri],
-                                env={"IMGSEARCH_WEIGHTS": str(vgg_weights)})
-    assert result.exit_code == 0, result.output
+    uri = indexed_gallery(root, photo_dir, ("coffee", "rocket", "coins"), vgg_weights)
     with served(uri, vgg_weights, root / "serve.log") as server:
         yield server
     assert "Traceback" not in server.log_text()

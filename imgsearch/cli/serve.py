@@ -59,7 +59,7 @@ def serve(uri, collection, weights, pooling, resize, border_tolerance, precision
     """
     try:
         from ..server.app import ServeSettings, create_app
-        from ..server.run import make_server
+        from ..server.run import configure_logging, make_server
     except ImportError as e:  # the base install stays light: serving is an extra
         raise ImgsearchError(f"imgsearch serve needs {e.name}: pip install 'imgsearch[serve]'") from None
     from ..features import VGG16Features
@@ -79,8 +79,9 @@ def serve(uri, collection, weights, pooling, resize, border_tolerance, precision
 
     worker = Worker(opener, window=batch_window / 1000, max_batch=max_batch, max_queue=max_queue)
     app = create_app(worker, ServeSettings(token=token, max_body=int(max_body * 1_000_000)))
-    server = make_server(app, host, port, log_json, shutdown_timeout)
+    server = make_server(app, host, port, shutdown_timeout)
     with worker:
+        configure_logging(log_json)  # once the store and the model are open: a command that fails earlier logs nothing
         rows = worker.call(lambda coll, _: coll.count()).result()
         log.info("serving %r at %s (%s rows) on http://%s:%s/", worker.collection.name, worker.store.uri,
                  f"{rows:,}", host, port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 
 import uvicorn
 
@@ -29,26 +30,28 @@ class StoppableServer(uvicorn.Server):
         self._captured_signals.clear()  # not raised again once the server has stopped
 
 
-def make_server(app, host: str, port: int, log_json: bool, shutdown_timeout: float) -> StoppableServer:
-    """The server over ``app``; making it configures the process's logging (``log_config``)."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=log_config(log_json), access_log=False,
+def make_server(app, host: str, port: int, shutdown_timeout: float) -> StoppableServer:
+    """The server over ``app``; it leaves the process's logging alone (``configure_logging`` does that)."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=shutdown_timeout)
     return StoppableServer(config)
 
 
-def log_config(json_lines: bool) -> dict:
-    """uvicorn's lines, ours and the access log through one handler on stderr: as uvicorn prints them, or JSON."""
-    if json_lines:
-        formatter = {"()": "imgsearch.server.access.JsonFormatter"}
-    else:
-        formatter = {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s",
-                     "use_colors": None}
-    one = {"handlers": ["stderr"], "level": "INFO", "propagate": False}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"line": formatter},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stderr"}},
-        "loggers": {"uvicorn": one, "uvicorn.error": {"level": "INFO"}, "uvicorn.access": {"level": "WARNING"},
-                    "imgsearch.access": one, "imgsearch.server": one},
-    }
+def configure_logging(json_lines: bool) -> None:
+    """uvicorn's lines, ours and the access log through one handler on stderr: as uvicorn prints them, or JSON.
+
+    Only these loggers are touched. logging's dictConfig (uvicorn's ``log_config``) would close every handler the
+    process has, absl's among them, whose stream may be a test runner's captured stderr."""
+    from uvicorn.logging import DefaultFormatter
+
+    from .access import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_lines else DefaultFormatter("%(levelprefix)s %(message)s"))
+    for name in ("uvicorn", "imgsearch.access", "imgsearch.server"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
