@@ -83,3 +83,28 @@ def test_a_picture_turned_on_a_plain_background_is_turned_back_upright():
         assert upright.size == pytest.approx((300, 180), abs=8)
     assert turned_back(picture.rotate(1, expand=True)) is None  # too little turn: the picture view's job
     assert turned_back(picture) is None  # a photo that fills the query
+
+
+def test_a_scene_that_goes_on_past_the_outline_is_a_second_photo_not_a_photographed_picture():
+    from imgsearch.verdict.geometry import scene_continues
+    from imgsearch.verdict.keypoints import LocalFeatures
+
+    rng = np.random.default_rng(4)
+    outline = np.array([[100, 80], [400, 100], [400, 300], [100, 320]], dtype=np.float64)  # in a 500 x 400 copy
+
+    def features(points):
+        return LocalFeatures(np.asarray(points, np.float32), np.zeros((len(points), 128), np.uint8), (500, 400),
+                             (500, 400))
+
+    everywhere = rng.uniform((0, 0), (500, 400), (1500, 2))  # a wall photographed twice: texture all over
+    assert scene_continues(outline, features(everywhere))
+    inside = everywhere[[cv2_inside(outline, p) for p in everywhere]]  # a print on a plain table
+    assert not scene_continues(outline, features(inside))
+    filling = np.array([[0, 0], [500, 0], [500, 400], [0, 400]], dtype=np.float64)  # no band to look at
+    assert not scene_continues(filling, features(everywhere))
+
+
+def cv2_inside(quad, point) -> bool:
+    import cv2
+
+    return cv2.pointPolygonTest(quad.astype(np.float32), (float(point[0]), float(point[1])), False) >= 0
