@@ -124,10 +124,17 @@ class _ProgressBar:
             self.task = self.bar.add_task(self.label, total=None, rate="")
         return self
 
-    def __call__(self, done: int, total: int):
+    def __call__(self, done: int, total: int, phase: str | None = None):
+        """``phase``: a step of a longer job (e.g. duplicates' "reading vectors"); each has its own bar and ETA."""
         if self.bar is not None:
-            elapsed = self.bar.tasks[0].elapsed or 0
-            rate = f"{done / elapsed:.1f} images/s" if elapsed > 1 and done else ""
+            task = self.bar.tasks[0]
+            if phase is not None and phase != task.description:
+                self.bar.reset(self.task, total=total, completed=done, description=phase)
+            elapsed = task.elapsed or 0
+            if phase is not None:  # a resumed phase starts part done: the recent speed, not done / elapsed
+                rate = f"{task.speed:,.0f}/s" if task.speed else ""
+            else:
+                rate = f"{done / elapsed:.1f} images/s" if elapsed > 1 and done else ""
             self.bar.update(self.task, completed=done, total=total, rate=rate)
 
     def __exit__(self, *exc):

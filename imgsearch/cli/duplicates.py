@@ -71,16 +71,22 @@ def _undo(journal_path, uri, collection, as_json):
 @click.option("--move-copies-to", "move_to", type=click.Path(file_okay=False),
               help="Move the copies under DIR, keeping their folders; without --yes only print the plan.")
 @click.option("--yes", is_flag=True, help="Really move (with --move-copies-to).")
+@click.option("--work-dir", type=click.Path(file_okay=False),
+              help="Where an interrupted run's progress is kept, so the next run goes on from it "
+              "(default: the user cache dir).")
+@click.option("--keep-work", is_flag=True, help="Keep the work files after a finished run too.")
 @click.option("--undo", "undo_journal", metavar="JOURNAL", type=click.Path(exists=True, dir_okay=False),
               help="Move back what an earlier --move-copies-to moved (its moves journal, a JSON file it named), "
               "and re-path its rows.")
-def duplicates(paths, uri, collection, owner, as_json, csv_path, html_path, move_to, yes, undo_journal):
+def duplicates(paths, uri, collection, owner, as_json, csv_path, html_path, move_to, yes, work_dir, keep_work,
+               undo_journal):
     """Every group of copies in the collection (optionally only among images under PATH...), with its original.
 
     A group holds images the copy verdict calls copies of each other (recompressed, resized, cropped, framed,
     turned, mirrored...), never mere look-alikes. The original is chosen by rules in order, and the deciding
     one is named: edited-from (the others are its crops, downscales or framed versions), most-pixels (without
     frames), least-recompressed (JPEG quantisation), earliest-mtime. Nothing is ever deleted.
+    An interrupted run (Ctrl-C, a crash) goes on where it stopped when run again with the same options.
     Exit 0: done; 1: some files could not be read (named) or not moved; 2: nothing could be done.
     """
     if undo_journal:
@@ -92,7 +98,8 @@ def duplicates(paths, uri, collection, owner, as_json, csv_path, html_path, move
     partial = False
     with connect(uri) as store, _ProgressBar("Finding copies") as progress:
         coll = _open(store, collection or "images")
-        report = find_duplicates(coll, owner=owner, under=paths, progress=progress)
+        report = find_duplicates(coll, owner=owner, under=paths, progress=progress, work_dir=work_dir,
+                                 keep_work=keep_work)
         for path in report.unreadable:
             err_line(f"not readable here, judged by its vector alone: {path}")
         partial = bool(report.unreadable)

@@ -19,12 +19,12 @@ from ..verdict import Verifier
 from .groups import Copy, Group, Member, Report
 from .moves import Move, MoveResult, UndoResult, move_copies, plan_moves, read_journal, undo_moves
 from .original import RULES, choose_original, describe_group, edit_direction
-from .pairs import CANDIDATE_FLOOR, NEIGHBOURS, CopyPairs, FileJudge, Progress, find_copy_pairs
+from .pairs import CANDIDATE_FLOOR, NEIGHBOURS, PHASES, CopyPairs, FileJudge, Progress, find_copy_pairs
 
 __all__ = [
-    "CANDIDATE_FLOOR", "NEIGHBOURS", "RULES", "Copy", "CopyPairs", "FileJudge", "Group", "Member", "Move",
-    "MoveResult", "Report", "UndoResult", "choose_original", "edit_direction", "find_copy_pairs", "find_duplicates",
-    "move_copies", "plan_moves", "read_journal", "undo_moves",
+    "CANDIDATE_FLOOR", "NEIGHBOURS", "PHASES", "RULES", "Copy", "CopyPairs", "FileJudge", "Group", "Member",
+    "Move", "MoveResult", "Report", "UndoResult", "choose_original", "edit_direction", "find_copy_pairs",
+    "find_duplicates", "move_copies", "plan_moves", "read_journal", "undo_moves",
 ]
 
 
@@ -36,13 +36,19 @@ def find_duplicates(
     progress: Progress | None = None,
     floor: float = CANDIDATE_FLOOR,
     neighbours: int = NEIGHBOURS,
+    work_dir: str | os.PathLike | None = None,
+    keep_work: bool = False,
 ) -> Report:
-    """Every group of copies (optionally only among files under the folders ``under``), each with its original."""
+    """Every group of copies (optionally only among files under the folders ``under``), each with its original.
+
+    An interrupted run leaves its progress under ``work_dir`` (default: the user's cache dir) and the next one goes
+    on from there (``pairs.find_copy_pairs``)."""
     judge = FileJudge(verifier)
     roots = tuple(os.path.abspath(p).rstrip(os.sep) + os.sep for p in under)
     keep = (lambda row: row.get("path", "").startswith(roots)) if roots else None
     pairs = find_copy_pairs(collection, judge, owner=owner, floor=floor, neighbours=neighbours,
-                            progress=progress, keep=keep)
+                            progress=progress, keep=keep, scope="\n".join(sorted(roots)), work_dir=work_dir,
+                            keep_work=keep_work)
     report = Report(rows=pairs.rows_walked)
     for group_ids in pairs.groups:
         stored = collection.get(group_ids, fields=("vector",))

@@ -1,24 +1,37 @@
 """Finding the pairs of copies in a collection and joining them into groups.
 
-The rows are walked in batches (``Collection.iterate`` with their vectors); each batch is one
-``Collection.search`` for the nearest few rows, and each pair above a cosine floor is judged once by the copy
-verdict (``verdict.Verifier.judge_files``: SIFT keypoints of both files, a RANSAC similarity fit). Copy pairs are
-joined with union-find. Look-alikes never join a group: only the copy verdict does. Memory grows with the
-candidate pairs and the copies found, never with all pairs nor with all vectors at once.
+One run, in four phases, each saved as it goes under a work dir (``checkpoint``), so an interrupted run goes on
+where it stopped:
+
+1. reading vectors: every stored row (for an owner, under some folders) once, with the query iterator;
+2. building the index and 3. finding neighbours: each row's nearest other rows, found in this process with faiss
+   and re-ranked with exact cosines (``neighbours``), instead of one Milvus search per row;
+4. checking pairs: each pair of neighbours above a cosine floor is judged once by the copy verdict
+   (``verdict.Verifier.judge_files``: SIFT keypoints of both files, a RANSAC similarity fit), in walk order, and
+   copies are joined with union-find. Look-alikes never join a group: only the copy verdict does.
+
+Memory: the neighbour index (a quarter of the vectors' float32 size above ``neighbours.EXACT_UP_TO`` rows), the
+graph (a few ints per row) and the copies found; the vectors and rows stay on disk.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ImgsearchError
 from ..store import Collection, check_owner, owner_filter
 from ..verdict import Judgement, Verifier
+from .checkpoint import (SAMPLE_IDS, JudgedLog, RowFile, State, WorkDir, default_work_root, pair_keys, still_valid,
+                         work_key)
 from .groups import ROW_FIELDS
+from .neighbours import BLOCK, GraphPlan, VectorFile, build_index, candidate_pairs, plan_graph, search_block
 
 # Pairs below this cosine are never judged. Edited copies of the dev photos scored >= 0.67 against their
 # original for crops to 70%, >= 0.60 for watermarks and 0.54 for a 90-degree turn (benchmarks/RESULTS.md,
@@ -26,10 +39,14 @@ from .groups import ROW_FIELDS
 # nothing.
 CANDIDATE_FLOOR = 0.60
 NEIGHBOURS = 6  # nearest rows asked per row: itself and its 5 nearest others
-BATCH = 256  # rows per search call
+BATCH = 1000  # rows per page of the query iterator
+READ_BLOCK = 16384  # rows read between two saves of the state
+PAIR_BATCH = 64  # candidate pairs judged between two checks of what is already joined
+LOG_EVERY = 2.0  # seconds between two writes of the verdicts' log (each is fsynced)
 
-# (rows done, rows to look at); the CLI draws a progress bar from it.
-Progress = Callable[[int, int], None]
+PHASES = ("reading vectors", "building the index", "finding neighbours", "checking pairs")
+# (done, total, phase) within one of PHASES; the CLI draws a progress bar with an ETA per phase from it.
+Progress = Callable[[int, int, str], None]
 # (query row, stored row, cosine) -> the verdict on the query row's file as a copy of the stored row's
 Judge = Callable[[dict, dict, float], Judgement]
 
@@ -74,46 +91,177 @@ class CopyPairs:
     pairs_judged: int = 0
 
 
-class PairFinder:
-    """One walk over the stored rows: a batch of rows at a time, their neighbours, each new pair judged once."""
+class Walk:
+    """One run of the grouping step over a work dir: each phase picks up where the saved state says."""
 
-    def __init__(self, collection: Collection, judge: Judge, pool, owner: str | None, floor: float,
-                 neighbours: int, keep: Callable[[dict], bool] | None):
-        self.collection, self.judge, self.pool = collection, judge, pool
-        self.owner, self.floor, self.neighbours, self.keep = owner, floor, neighbours, keep
+    def __init__(self, collection: Collection, judge: Judge, work: WorkDir, state: State, owner: str | None,
+                 floor: float, neighbours: int, keep: Callable[[dict], bool] | None, progress: Progress | None):
+        self.collection, self.judge, self.work, self.state = collection, judge, work, state
+        self.owner, self.floor, self.keep, self.progress = owner, floor, keep, progress
+        self.others = max(1, neighbours - 1)  # neighbours counts the row itself, as a Milvus search returns it
+        self.vectors = VectorFile(work.file("vectors.f32"), collection.config["dim"])
+        self.rows = RowFile(work.file("rows.jsonl"))
+
+    def _tell(self, phase: str, done: int, total: int):
+        if self.progress:
+            self.progress(done, total, phase)
+
+    def read(self, batch_size: int):
+        """Phase 1: every row's vector and fields to disk, a batch at a time, the state saved after each."""
+        state = self.state
+        self.vectors.truncate(state.rows_read)
+        self.rows.open_existing(state.rows_read)
+        if state.phase != "reading":
+            return
+        flt = owner_filter(self.owner)
+        if state.last_id:  # go on after the last id read (hex ids: no quoting needed)
+            after = f'id > "{state.last_id}"'
+            flt = f"({flt}) and {after}" if flt else after
+        stride = max(1, state.total // SAMPLE_IDS)
+        kept: list[dict] = []
+        self._tell(PHASES[0], state.rows_walked, state.total)
+        for row in self.collection.iterate(("vector", "indexed_at", *ROW_FIELDS), filter=flt, batch_size=batch_size):
+            if state.rows_walked % stride == 0:
+                state.sample[row["id"]] = row["indexed_at"]
+            state.ids_ascending = state.ids_ascending and row["id"] > state.last_id
+            state.rows_walked, state.last_id = state.rows_walked + 1, row["id"]
+            if self.keep is None or self.keep(row):
+                kept.append(row)
+            if state.rows_walked % READ_BLOCK == 0:
+                self._save_rows(kept)
+                kept = []
+        self._save_rows(kept)
+        state.phase = "index"
+        self.work.save_state(state)
+
+    def _save_rows(self, kept: list[dict]):
+        if kept:
+            self.vectors.append(np.asarray([r["vector"] for r in kept], dtype=np.float32))
+            self.rows.append([{k: r.get(k) for k in ("id", *ROW_FIELDS)} for r in kept])
+            self.state.rows_read += len(kept)
+        self.work.save_state(self.state)
+        self._tell(PHASES[0], self.state.rows_walked, max(self.state.total, self.state.rows_walked))
+
+    def graph(self) -> tuple[np.ndarray, np.ndarray]:
+        """Phases 2 and 3: the neighbour index (saved once built) and each row's nearest others, block by block."""
+        state, rows = self.state, self.state.rows_read
+        plan = plan_graph(rows)
+        state.plan = plan.as_dict()
+        index_file = self.work.file("index.faiss")
+        if state.phase in ("index", "graph"):
+            index = self._index(plan, index_file)
+            graph_file, cosines_file = self.work.file("graph.npy"), self.work.file("cosines.npy")
+            shape = (rows, self.others)
+            mode = "r+" if state.phase == "graph" and graph_file.exists() else "w+"
+            graph = np.lib.format.open_memmap(graph_file, mode=mode, dtype=np.int32, shape=shape)
+            cosines = np.lib.format.open_memmap(cosines_file, mode=mode, dtype=np.float32, shape=shape)
+            if mode == "w+":
+                state.graph_rows, state.phase = 0, "graph"
+                self.work.save_state(state)
+            for start in range(state.graph_rows, rows, BLOCK):
+                stop = min(rows, start + BLOCK)
+                graph[start:stop], cosines[start:stop] = search_block(index, self.vectors, start, stop, self.others)
+                graph.flush()
+                cosines.flush()
+                state.graph_rows = stop
+                self.work.save_state(state)
+                self._tell(PHASES[2], stop, rows)
+            del index, graph, cosines
+            state.phase = "judging"
+            self.work.save_state(state)
+            index_file.unlink(missing_ok=True)
+        return np.load(self.work.file("graph.npy")), np.load(self.work.file("cosines.npy"))
+
+    def _index(self, plan: GraphPlan, index_file):
+        import faiss
+
+        if plan.method != "exact" and self.state.phase == "graph" and index_file.exists():
+            return faiss.read_index(str(index_file))
+        self._tell(PHASES[1], 0, plan.rows)
+        index = build_index(self.vectors, plan, lambda done, total: self._tell(PHASES[1], done, total))
+        if plan.method != "exact":  # the exact index is rebuilt in seconds; a trained one is kept
+            faiss.write_index(index, str(index_file) + ".tmp")
+            os.replace(str(index_file) + ".tmp", index_file)
+        return index
+
+    def judge_pairs(self, graph: np.ndarray, cosines: np.ndarray, pool) -> CopyPairs:
+        """Phase 4: each candidate pair judged once in walk order, the verdicts saved as they come."""
+        query, stored, similarity = candidate_pairs(graph, cosines, self.floor)
+        log = JudgedLog(self.work.file("judged.jsonl"))
+        judger = PairJudging(self.judge, self.rows, log, pool)
+        judger.replay(*log.replay())
+        todo = ~np.isin(pair_keys(query, stored, len(graph)), judger.replayed_keys(len(graph)))
+        done_before = int(len(query) - todo.sum())
+        left = np.flatnonzero(todo)
+        self._tell(PHASES[3], done_before, len(query))
+        try:
+            for start in range(0, len(left), PAIR_BATCH):
+                chosen = left[start : start + PAIR_BATCH]
+                judger.judge_batch(query[chosen], stored[chosen], similarity[chosen])
+                self._tell(PHASES[3], done_before + start + len(chosen), len(query))
+        finally:  # interrupted or not, the verdicts given so far are kept
+            judger.flush()
+        found = judger.result()
+        found.rows_walked = self.state.rows_walked
+        return found
+
+
+class PairJudging:
+    """Candidate pairs judged by the copy verdict, joined when copies, every verdict written to the log."""
+
+    def __init__(self, judge: Judge, rows: RowFile, log: JudgedLog, pool):
+        self.judge, self.rows, self.log, self.pool = judge, rows, log, pool
         self.links = UnionFind()
-        self.seen: set[tuple[str, str]] = set()  # candidate pairs already judged (or already joined)
         self.found = CopyPairs()
+        self.replayed: list[tuple[int, int]] = []
+        self.pending: list[tuple[int, int, Judgement]] = []
+        self.unreadable_logged = 0
+        self.last_flush = time.monotonic()
 
-    def add_batch(self, batch: list[dict]):
-        """Judge the new candidate pairs of a batch of rows (each with its ``vector``) and join the copies."""
-        vectors = np.asarray([r["vector"] for r in batch], dtype=np.float32)
-        hits = self.collection.search(vectors, top_k=self.neighbours, owner=self.owner, fields=ROW_FIELDS)
-        todo = [pair for row, row_hits in zip(batch, hits) for pair in self._new_pairs(row, row_hits)]
-        # SIFT matching releases the GIL: two threads, as search's verdict uses.
-        for (row, other, similarity), judgement in zip(todo, self.pool.map(lambda t: self.judge(*t), todo)):
+    def replay(self, judged: list[tuple[int, int, Judgement]], unreadable: list[str]):
+        """The verdicts of an interrupted run, as if just given (the judge's unreadable files noted again)."""
+        noted = getattr(self.judge, "unreadable", None)  # FileJudge's: files judged by their vectors alone
+        if noted is not None:
+            noted.update(dict.fromkeys(unreadable))
+            self.unreadable_logged = len(noted)
+        for query, stored, judgement in judged:
+            self.replayed.append((query, stored))
             self.found.pairs_judged += 1
             if judgement.is_copy:
-                self.links.union(row["id"], other["id"])
-                self.found.judged[(row["id"], other["id"])] = judgement
-                self.found.rows.setdefault(row["id"], {k: row[k] for k in ("id", *ROW_FIELDS)})
-                self.found.rows.setdefault(other["id"], {k: other.get(k) for k in ("id", *ROW_FIELDS)})
+                self._join(*self.rows.get((query, stored)), judgement)
 
-    def _new_pairs(self, row: dict, row_hits: list) -> list[tuple[dict, dict, float]]:
-        pairs = []
-        for hit in row_hits:
-            if hit.similarity < self.floor:
-                break  # best first: the rest are further
-            if hit.id == row["id"] or (self.keep is not None and not self.keep(hit.entity)):
-                continue
-            pair = (min(row["id"], hit.id), max(row["id"], hit.id))
-            if pair in self.seen:
-                continue
-            self.seen.add(pair)
-            if self.links.find(row["id"]) == self.links.find(hit.id):
-                continue  # joined already through other copies; the original's choice judges it if needed
-            pairs.append((row, {"id": hit.id, **hit.entity}, hit.similarity))
-        return pairs
+    def replayed_keys(self, rows: int) -> np.ndarray:
+        pairs = np.asarray(self.replayed, dtype=np.int64).reshape(-1, 2)
+        return np.sort(pair_keys(pairs[:, 0], pairs[:, 1], rows))
+
+    def judge_batch(self, query: np.ndarray, stored: np.ndarray, similarity: np.ndarray):
+        needed = np.unique(np.concatenate([query, stored]))
+        by_index = dict(zip(needed.tolist(), self.rows.get(needed.tolist())))
+        todo = []
+        for q, s, sim in zip(query.tolist(), stored.tolist(), similarity.tolist()):
+            if self.links.find(by_index[q]["id"]) != self.links.find(by_index[s]["id"]):
+                todo.append((q, s, sim))
+            # else: joined already through other copies; the original's choice judges it if needed
+        # SIFT matching releases the GIL: two threads, as search's verdict uses.
+        judgements = self.pool.map(lambda t: self.judge(by_index[t[0]], by_index[t[1]], t[2]), todo)
+        for (q, s, _), judgement in zip(todo, judgements):
+            self.found.pairs_judged += 1
+            if judgement.is_copy:
+                self._join(by_index[q], by_index[s], judgement)
+            self.pending.append((q, s, judgement))
+        if time.monotonic() - self.last_flush > LOG_EVERY:
+            self.flush()
+
+    def _join(self, query: dict, stored: dict, judgement: Judgement):
+        self.links.union(query["id"], stored["id"])
+        self.found.judged[(query["id"], stored["id"])] = judgement
+        self.found.rows.setdefault(query["id"], query)
+        self.found.rows.setdefault(stored["id"], stored)
+
+    def flush(self):
+        noted = list(getattr(self.judge, "unreadable", ()))
+        self.log.append(self.pending, noted[self.unreadable_logged :])
+        self.pending, self.unreadable_logged, self.last_flush = [], len(noted), time.monotonic()
 
     def result(self) -> CopyPairs:
         self.found.groups = self.links.groups()
@@ -129,38 +277,51 @@ def find_copy_pairs(
     batch_size: int = BATCH,
     progress: Progress | None = None,
     keep: Callable[[dict], bool] | None = None,
+    scope: str = "",
+    work_dir: str | os.PathLike | None = None,
+    keep_work: bool = False,
 ) -> CopyPairs:
-    """The grouping step: walk the stored vectors in batches, judge each candidate pair once, join the copies.
+    """The grouping step: read the stored vectors, find each row's neighbours, judge each candidate pair once,
+    join the copies.
 
-    ``keep`` limits the walk to some rows (e.g. a folder); hits outside it are left alone.
+    ``keep`` limits the run to some rows (e.g. a folder), and ``scope`` says which (it names the work dir).
+    The work dir (``work_dir``/key, default in the user's cache dir) is removed after a finished run unless
+    ``keep_work``; an interrupted run leaves it, and the next run with the same settings goes on from it.
     """
     if collection.binary:
         raise ImgsearchError("duplicates needs a VGG16 collection; phash-legacy compares hashes only")
     if owner is not None:
         owner = check_owner(owner)
     total = collection.count(filter=owner_filter(owner))
-    if progress:
-        progress(0, total)
-    walked, batch = 0, []
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="imgsearch-duplicates") as pool:
-        finder = PairFinder(collection, judge, pool, owner, floor, neighbours, keep)
-        for row in collection.iterate(("vector", *ROW_FIELDS), filter=owner_filter(owner), batch_size=batch_size):
-            walked += 1
-            if keep is None or keep(row):
-                batch.append(row)
-            if len(batch) >= batch_size:
-                finder.add_batch(batch)
-                batch = []
-                if progress:
-                    progress(walked, total)
-        if batch:
-            finder.add_batch(batch)
-    if progress:
-        progress(walked, max(total, walked))
-    pairs = finder.result()
-    pairs.rows_walked = walked
-    return pairs
+    key = work_key(collection.store.uri, collection.name, owner, scope, floor, neighbours)
+    work = WorkDir(Path(work_dir) / key if work_dir else default_work_root() / key)
+    finished = False
+    try:
+        state = _saved_state(collection, work, key, total)
+        walk = Walk(collection, judge, work, state, owner, floor, neighbours, keep, progress)
+        walk.read(batch_size)
+        graph, cosines = walk.graph()
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="imgsearch-duplicates") as pool:
+            found = walk.judge_pairs(graph, cosines, pool)
+        finished = True
+        return found
+    finally:
+        work.close(remove=finished and not keep_work)
 
+
+def _saved_state(collection: Collection, work: WorkDir, key: str, total: int) -> State:
+    """The saved run's state if it can go on (same collection, unchanged), else a fresh one (files cleared)."""
+    state = work.load_state()
+    if state is not None:
+        stored = collection.get(list(state.sample), fields=("indexed_at",)) if state.sample else {}
+        now = {i: row["indexed_at"] for i, row in stored.items()}
+        resumable = state.ids_ascending or state.phase != "reading"  # reading goes on after the last id only
+        if still_valid(state, key, total, now) and resumable:
+            return state
+    work.clear()
+    state = State(key=key, total=total)
+    work.save_state(state)
+    return state
 
 class FileJudge:
     """Judges (query row, stored row) pairs by their files with one ``verdict.Verifier`` (its keypoint cache is
