@@ -52,7 +52,10 @@ class GraphPlan:
                 "train_rows": self.train_rows}
 
 
-def plan_graph(rows: int, exact_up_to: int = EXACT_UP_TO, nprobe: int = NPROBE) -> GraphPlan:
+def plan_graph(rows: int, exact_up_to: int | None = None, nprobe: int | None = None) -> GraphPlan:
+    """Exact up to ``exact_up_to`` rows (default ``EXACT_UP_TO``), else IVF-SQ8 searching ``nprobe`` lists."""
+    exact_up_to = EXACT_UP_TO if exact_up_to is None else exact_up_to
+    nprobe = NPROBE if nprobe is None else nprobe
     if rows <= exact_up_to:
         return GraphPlan("exact", rows)
     nlist = max(16, round(NLIST_PER_SQRT_ROWS * math.sqrt(rows)))
@@ -156,15 +159,19 @@ def exact_neighbours(vectors: VectorFile, sample: np.ndarray, k: int) -> tuple[n
         block = vectors.block(start, min(vectors.rows, start + 4 * BLOCK))
         cos = queries @ block.T
         cos[sample[:, None] == np.arange(start, start + len(block))[None, :]] = -np.inf
-        ids = np.broadcast_to(np.arange(start, start + len(block)), cos.shape)
+        if cos.shape[1] > k:  # this block's best k of each row first: a partial sort, not a full one
+            part = np.argpartition(-cos, k, axis=1)[:, :k]
+            cos, ids = np.take_along_axis(cos, part, axis=1), part + start
+        else:
+            ids = np.broadcast_to(np.arange(start, start + len(block)), cos.shape)
         all_cos, all_ids = np.concatenate([best_cos, cos], axis=1), np.concatenate([best, ids], axis=1)
         top = np.argsort(-all_cos, axis=1, kind="stable")[:, :k]
         best, best_cos = np.take_along_axis(all_ids, top, axis=1), np.take_along_axis(all_cos, top, axis=1)
     return best, best_cos
 
 
-def candidate_recall(cosines: np.ndarray, sample: np.ndarray, exact_cos: np.ndarray, floor: float) -> tuple[float,
-                                                                                                       int]:
+def candidate_recall(cosines: np.ndarray, sample: np.ndarray, exact_cos: np.ndarray,
+                     floor: float) -> tuple[float, int]:
     """Of the exact nearest neighbours at or above ``floor`` of the sampled rows (``exact_cos``, best first), the
     share the graph holds, and how many there were. Counted by cosine: the graph's exact cosines are the true
     ones, so a row holding m neighbours at or above its m-th true cosine holds its m true neighbours (or, for tied
@@ -178,8 +185,8 @@ def candidate_recall(cosines: np.ndarray, sample: np.ndarray, exact_cos: np.ndar
     return (found / wanted if wanted else 1.0), wanted
 
 
-def candidate_pairs(graph: np.ndarray, cosines: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray,
-                                                                                     np.ndarray]:
+def candidate_pairs(graph: np.ndarray, cosines: np.ndarray,
+                    floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair of rows the graph links at or above ``floor``, once, in walk order (row by row, each row's
     neighbours best first), as (query rows, stored rows, cosines); a pair keeps the orientation it first had."""
     rows, k = graph.shape

@@ -323,6 +323,7 @@ def _saved_state(collection: Collection, work: WorkDir, key: str, total: int) ->
     work.save_state(state)
     return state
 
+
 class FileJudge:
     """Judges (query row, stored row) pairs by their files with one ``verdict.Verifier`` (its keypoint cache is
     shared); files it cannot open are noted and judged by their vectors alone, as the verdict does for them."""
