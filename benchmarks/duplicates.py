@@ -421,17 +421,21 @@ class PhaseClock:
         return {phase: marks[i + 1][1] - t for i, (phase, t) in enumerate(marks[:-1])}
 
 
-def groups_found(pairs, truth: dict) -> tuple[int, int]:
-    """(planted groups found whole, found groups that are not exactly a planted group)."""
-    whole = other = 0
+REAL_GROUPS = 534  # realistic runs: groups numbered below this are a real dev original and its real copies
+
+
+def groups_found(pairs, truth: dict) -> tuple[int, int, int]:
+    """(planted groups found whole, of them real ones, found groups that are not exactly a planted group)."""
+    whole = real = other = 0
     for members in pairs.groups:
         names = {PlantedTruthJudge.group(pairs.rows[i]) for i in members}
         (g,) = names if len(names) == 1 else (None,)
         if g is not None and truth.get(g) == len(members):
             whole += 1
+            real += int(g) < REAL_GROUPS
         else:
             other += 1
-    return whole, other
+    return whole, real, other
 
 
 def measured_recall(work: Path, floor: float, others: int, sample_rows: int = 1000) -> dict:
@@ -488,9 +492,10 @@ def grouping_child(args):
         pairs = find_copy_pairs(coll, PlantedTruthJudge(), progress=clock, work_dir=work, keep_work=True)
         end = time.perf_counter()
     peak = _status_kib("VmHWM")
-    whole, other = groups_found(pairs, truth)
+    whole, real, other = groups_found(pairs, truth)
     out = {"seconds": end - t0, "phases": clock.seconds(end), "rows": pairs.rows_walked,
            "pairs": pairs.pairs_judged, "groups": len(pairs.groups), "planted": len(truth), "whole": whole,
+           "real_whole": real, "real_planted": sum(int(g) < REAL_GROUPS for g in truth),
            "other_groups": other, "rss_before_mib": rss0 / 1024, "peak_rss_mib": peak / 1024,
            **measured_recall(work, CANDIDATE_FLOOR, NEIGHBOURS - 1)}
     shutil.rmtree(work, ignore_errors=True)
@@ -580,11 +585,13 @@ def synthetic(args):
         p = r["phases"]
         neighbour_step = p.get("building the index", 0) + p.get("finding neighbours", 0)
         plan = r["plan"]["method"] + (f", nprobe {r['plan']['nprobe']}" if r["plan"]["nprobe"] else "")
+        real = f" (real: {r['real_whole']} / {r['real_planted']})" if kind == "realistic" else ""
         rows.append([f"{r['rows']:,}", plan,
                      f"{p.get('reading vectors', 0):,.0f}", f"{neighbour_step:,.0f}",
                      f"{p.get('checking pairs', 0):,.0f}", f"**{r['seconds']:,.0f}**",
                      f"{r['recall']:.4f} ({r['recall_pairs']:,})", f"{r['recall_all']:.4f}", f"{r['pairs']:,}",
-                     f"{r['whole']:,} / {r['planted']:,}", f"{r['other_groups']:,}",
+                     f"{r['whole']:,} / {r['planted']:,}" + real,
+                     f"{r['other_groups']:,}",
                      f"{r['rss_before_mib']:,.0f} -> {r['peak_rss_mib']:,.0f}",
                      f"{r['server_peak_mib']:,.0f}" if args.server else "(in the process)"])
     print(common.table(["rows", "graph", "reading (s)", "neighbour step (s)", "checking pairs (s)", "total (s)",

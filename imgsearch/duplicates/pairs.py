@@ -43,6 +43,7 @@ NEIGHBOURS = 6  # nearest rows asked per row: itself and its 5 nearest others
 # few large pages read faster: 30k rows took 40 s in pages of 1,000, 16 s of 4,096, 11 s of 10,000 (103k-row Lite
 # db, busy machine); a page of 8,192 vectors is 16 MB, well under a server's 64 MB message limit.
 BATCH = 8192
+MIN_PAGE = 64  # pages are halved down to this when a server refuses one as too large
 READ_BLOCK = 16384  # rows read between two saves of the state
 PAIR_BATCH = 64  # candidate pairs judged between two checks of what is already joined
 LOG_EVERY = 2.0  # seconds between two writes of the verdicts' log (each is fsynced)
@@ -110,12 +111,24 @@ class Walk:
             self.progress(done, total, phase)
 
     def read(self, batch_size: int):
-        """Phase 1: every row's vector and fields to disk, a batch at a time, the state saved after each."""
+        """Phase 1: every row's vector and fields to disk, a page at a time, the state saved every READ_BLOCK rows.
+
+        A Milvus server answers a page with up to a page of rows from each segment in one gRPC message (64 MB at
+        most): 8,192 rows from each of the 10 segments of a 1M-row collection were 171 MB and refused. So a page
+        refused as too large is halved and reading goes on after the last row read."""
         state = self.state
         self.vectors.truncate(state.rows_read)
         self.rows.open_existing(state.rows_read)
-        if state.phase != "reading":
-            return
+        while state.phase == "reading":
+            try:
+                self._read_pages(batch_size)
+            except Exception as e:  # pymilvus and grpc raise their own types
+                if not _too_large(e) or batch_size <= MIN_PAGE or not state.ids_ascending:
+                    raise
+                batch_size //= 2
+
+    def _read_pages(self, batch_size: int):
+        state = self.state
         flt = owner_filter(self.owner)
         if state.last_id:  # go on after the last id read (hex ids: no quoting needed)
             after = f'id > "{state.last_id}"'
@@ -123,17 +136,20 @@ class Walk:
         stride = max(1, state.total // SAMPLE_IDS)
         kept: list[dict] = []
         self._tell(PHASES[0], state.rows_walked, state.total)
-        for row in self.collection.iterate(("vector", "indexed_at", *ROW_FIELDS), filter=flt, batch_size=batch_size):
-            if state.rows_walked % stride == 0:
-                state.sample[row["id"]] = row["indexed_at"]
-            state.ids_ascending = state.ids_ascending and row["id"] > state.last_id
-            state.rows_walked, state.last_id = state.rows_walked + 1, row["id"]
-            if self.keep is None or self.keep(row):
-                kept.append(row)
-            if state.rows_walked % READ_BLOCK == 0:
-                self._save_rows(kept)
-                kept = []
-        self._save_rows(kept)
+        try:
+            for row in self.collection.iterate(("vector", "indexed_at", *ROW_FIELDS), filter=flt,
+                                               batch_size=batch_size):
+                if state.rows_walked % stride == 0:
+                    state.sample[row["id"]] = row["indexed_at"]
+                state.ids_ascending = state.ids_ascending and row["id"] > state.last_id
+                state.rows_walked, state.last_id = state.rows_walked + 1, row["id"]
+                if self.keep is None or self.keep(row):
+                    kept.append(row)
+                if state.rows_walked % READ_BLOCK == 0:
+                    self._save_rows(kept)
+                    kept = []
+        finally:  # the rows read before an error are whole rows: kept, so a retry goes on after them
+            self._save_rows(kept)
         state.phase = "index"
         self.work.save_state(state)
 
@@ -310,6 +326,12 @@ def find_copy_pairs(
         return found
     finally:
         work.close(remove=finished and not keep_work)
+
+
+def _too_large(e: BaseException) -> bool:
+    """Whether Milvus refused an answer as larger than its gRPC message limit."""
+    text = str(e)
+    return "larger than max" in text or "RESOURCE_EXHAUSTED" in text
 
 
 def _saved_state(collection: Collection, work: WorkDir, key: str, total: int) -> State:

@@ -128,7 +128,7 @@ class MemoryCollection:
     """What the walk asks of ``store.Collection``, over rows in memory; iterates in id order like Milvus's
     query iterator and understands the walk's ``id > "..."`` filter."""
 
-    def __init__(self, vectors: np.ndarray, fail_after: int | None = None):
+    def __init__(self, vectors: np.ndarray, fail_after: int | None = None, max_page: int | None = None):
         self.config = {"dim": vectors.shape[1], "metric": "COSINE"}
         self.binary, self.name = False, "images"
         self.store = SimpleNamespace(uri="memory://")
@@ -136,6 +136,7 @@ class MemoryCollection:
                                   "width": 1, "height": 1, "owner": "", "indexed_at": 1}
                      for i, v in enumerate(vectors)}
         self.fail_after, self.iterated = fail_after, 0
+        self.max_page, self.pages = max_page, []
 
     def count(self, filter=""):
         return len(self.rows)
@@ -145,9 +146,10 @@ class MemoryCollection:
 
     def iterate(self, fields, filter="", batch_size=1000):
         after = re.search(r'id > "(\w+)"', filter)
-        for i in sorted(self.rows):
-            if after and i <= after.group(1):
-                continue
+        self.pages.append(batch_size)
+        for n, i in enumerate(i for i in sorted(self.rows) if not after or i > after.group(1)):
+            if self.max_page and batch_size > self.max_page and n == 2 * self.max_page:
+                raise RuntimeError("grpc: trying to send message larger than max (170855941 vs. 67108864)")
             if self.fail_after is not None and self.iterated >= self.fail_after:
                 raise KeyboardInterrupt
             self.iterated += 1
@@ -197,7 +199,7 @@ def test_an_interrupted_judging_goes_on_without_judging_a_pair_twice(tmp_path, m
     assert resumed.rows_walked == 70
 
 
-def test_an_interrupted_read_goes_on_after_the_last_saved_row(tmp_path, monkeypatch):
+def test_an_interrupted_read_goes_on_after_the_last_row_read(tmp_path, monkeypatch):
     monkeypatch.setattr(pairs_mod, "READ_BLOCK", 16)
     vectors, truth = planted_vectors()
     first = MemoryCollection(vectors, fail_after=40)
@@ -205,7 +207,7 @@ def test_an_interrupted_read_goes_on_after_the_last_saved_row(tmp_path, monkeypa
         run(first, CountingJudge(truth), tmp_path)
     second = MemoryCollection(vectors)
     found = run(second, CountingJudge(truth), tmp_path)
-    assert second.iterated == 70 - 32  # the two saved blocks of 16 are not read again
+    assert second.iterated == 70 - 40  # the rows read before the interruption are kept, not read again
     assert set(map(frozenset, found.groups)) == truth and found.rows_walked == 70
 
 
@@ -220,3 +222,13 @@ def test_a_changed_collection_starts_afresh_and_a_kept_work_dir_stays(tmp_path):
     run(changed, judge, tmp_path)
     assert changed.iterated == 70 and judge.calls  # read and judged again, not replayed
     assert not work.exists()
+
+
+def test_a_page_too_large_for_the_server_is_halved_and_reading_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(pairs_mod, "MIN_PAGE", 4)
+    vectors, truth = planted_vectors()
+    collection = MemoryCollection(vectors, max_page=8)  # refuses pages over 8 rows, after a few rows
+    found = pairs_mod.find_copy_pairs(collection, CountingJudge(truth), floor=0.0, neighbours=3, work_dir=tmp_path,
+                                      batch_size=64)
+    assert collection.pages == [64, 32, 16, 8] and collection.iterated == 70  # every row read once
+    assert set(map(frozenset, found.groups)) == truth and found.rows_walked == 70
