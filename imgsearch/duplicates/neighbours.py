@@ -68,8 +68,8 @@ class VectorFile:
     """Rows' vectors as raw float32 on disk, appended in blocks and read back in blocks.
 
     Float32, not float16: the cosines handed to the verdict (and shown in its evidence, to 4 places) stay exactly
-    those of the stored vectors. Reads copy what they need (``np.fromfile``) or map the file only for the call,
-    so the process's memory does not grow with the file.
+    those of the stored vectors. Reads copy just what they need, so the process's memory does not grow with the
+    file.
     """
 
     def __init__(self, path: str | os.PathLike, dim: int):
@@ -96,14 +96,23 @@ class VectorFile:
         return out.reshape(-1, self.dim)
 
     def take(self, indices: np.ndarray) -> np.ndarray:
-        """The rows at ``indices`` (any order), read through a mapping that lives only for this call."""
+        """The rows at ``indices`` (any order), each read with its own positioned read.
+
+        Not through a memory map: the kernel maps the pages around each one touched (fault-around), so 82k
+        random rows of a 1M-row file mapped nearly all of its 2 GB into the process (peak 3.1 GB resident while
+        searching, against 0.9 GB with positioned reads)."""
+        out = np.empty((len(indices), self.dim), dtype=np.float32)
         if len(indices) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        mapped = np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.rows, self.dim))
+            return out
+        fd = os.open(self.path, os.O_RDONLY)
         try:
-            return np.array(mapped[indices])
+            order = np.argsort(indices, kind="stable")  # in file order: the disk reads forward
+            for position, row in zip(order.tolist(), np.asarray(indices)[order].tolist()):
+                if os.preadv(fd, [out[position]], row * self.row_bytes) != self.row_bytes:
+                    raise OSError(f"{self.path}: row {row} is beyond the end of the file")
         finally:
-            del mapped
+            os.close(fd)
+        return out
 
 
 def _faiss():

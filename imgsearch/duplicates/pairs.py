@@ -144,7 +144,8 @@ class Walk:
                 state.ids_ascending = state.ids_ascending and row["id"] > state.last_id
                 state.rows_walked, state.last_id = state.rows_walked + 1, row["id"]
                 if self.keep is None or self.keep(row):
-                    kept.append(row)
+                    # a page's vectors arrive as lists of Python floats (16 KB a row): 2 KB each as float32
+                    kept.append({**row, "vector": np.asarray(row["vector"], dtype=np.float32)})
                 if state.rows_walked % READ_BLOCK == 0:
                     self._save_rows(kept)
                     kept = []
