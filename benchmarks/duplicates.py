@@ -1,7 +1,7 @@
 """`imgsearch duplicates` on the dev photos, beside imagededup; and the grouping step at 100k-1M stored vectors.
 
     python benchmarks/duplicates.py [--originals 40] [--others 40] [--seed 13]
-    python benchmarks/duplicates.py --synthetic 100k[,1M] [--server]
+    python benchmarks/duplicates.py --synthetic 100k[,1M] [--server] [--vectors realistic|uniform] [--nprobe 16]
 
 Dev run. Gallery: a fixed-seed sample of ``--originals`` dev originals, each with 1-4 edited copies (kinds drawn
 without repeats from EDITS), plus ``--others`` further dev originals left unedited (real photos that look alike
@@ -16,13 +16,16 @@ indexing is incremental, so a re-run only groups). Copies are written after thei
   its duplicate lists joined into groups the same way. Its CNN method needs torch, torchvision and MobileNetV3
   weights downloaded at run time: not run here (no torch on this machine, no downloads).
 
-Synthetic run: N random unit vectors (512-d) plus planted near-copies (1% of them get 1-3 copies at cosine ~0.95)
-upserted into a new Milvus Lite collection (or, with ``--server``, written as Parquet shards and bulk-imported into
-a Milvus 2.3.5 server started for the run, as tests/milvus_server.py starts it; HNSW index); then, in a fresh
-process, the grouping step alone (``duplicates.find_copy_pairs``) with the verification skipped (a pair above
-the floor counts as a copy: there are no files behind synthetic rows). Reported: time, groups and grouped rows
-found against planted, the process's peak resident memory (milvus-lite 3 runs inside the Python process, so it
-is included) and, with ``--server``, the server's.
+Scale run (``--synthetic``): N stored vectors with planted copy groups, realistic by default
+(``realistic_vectors.py``: mixtures of real VGG16 vectors of the dev photos, their edits and views; the real photos
+and their real edited copies among them) or uniform random (``--vectors uniform``). Stored once per size in a
+Milvus Lite db (upserts) or, with ``--server``, written as Parquet shards and bulk-imported into a Milvus 2.3.5
+server started for the run (tests/milvus_server.py; FLAT vector index, the walk never searches it), both kept for
+re-runs. Then, in a fresh process, the grouping step alone (``duplicates.find_copy_pairs``) with the copy verdict
+replaced by the planted truth (the files behind synthetic rows do not exist). Reported: each phase's time, the
+candidate step's recall against brute force on 1,000 sampled rows, the pairs the verdict would be asked, planted
+groups found whole, the process's resident memory when the collection is open and its peak during the walk
+(Milvus Lite runs in the process, so it is included) and, with ``--server``, the server's.
 """
 
 from __future__ import annotations
