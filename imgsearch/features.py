@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
-from .precision import PRECISIONS, keras_policy
+from .precision import ONNX_PRECISIONS, PRECISIONS, keras_policy
 from .precision import resolve as resolve_precision
 
 try:  # HEIC/HEIF/AVIF where the optional extra is installed
@@ -415,7 +415,8 @@ class VGG16Features(Embedder):
         self.pooling = pooling
         self.resize = resize
         self.border_tolerance = border_tolerance
-        # Not a setting: fp32 and bf16 vectors are interchangeable (precision.py). Resolved when the model is built.
+        # Not a setting: vectors of every precision are interchangeable (precision.py). Resolved when the model is
+        # built.
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         self.precision = precision
@@ -430,15 +431,26 @@ class VGG16Features(Embedder):
 
     @property
     def model(self):
-        """Loaded on first use: commands that never extract never pay for TensorFlow."""
+        """Loaded on first use: commands that never extract never pay for it.
+
+        fp32 and int8: an ``OnnxVGG16`` (ONNX Runtime; TensorFlow is never imported); bf16: the Keras model. Both
+        answer ``predict_on_batch`` with block5's (n, 7, 7, 512) map.
+        """
         if self._model is None:
             from . import weights as weights_mod
 
             self.weights_info = weights_mod.resolve_weights(self.weights, progress=self.progress)
             self.precision_used, self.precision_reason = resolve_precision(self.precision)
-            # Builds, loads (a corrupt file is a WeightsError) and checks the reference values.
-            with keras_policy(self.precision_used):
-                self._model = weights_mod.build_vgg16(self.weights_info.path, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+            if self.precision_used in ONNX_PRECISIONS:
+                from . import vgg16_onnx
+
+                # Made from the checked weights once, then checked against its sidecar on every load.
+                self._model = vgg16_onnx.load(self.precision_used, self.weights_info, progress=self.progress)
+            else:
+                # Builds, loads (a corrupt file is a WeightsError) and checks the reference values.
+                with keras_policy(self.precision_used):
+                    self._model = weights_mod.build_vgg16(self.weights_info.path,
+                                                          input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
         return self._model
 
     def content_box(self, image: Image.Image) -> tuple[int, int, int, int] | None:
@@ -450,6 +462,6 @@ class VGG16Features(Embedder):
         return vgg16_preprocess(np.asarray(image))
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
-        # predict_on_batch: 7% more images/s than model(x) here, same output (benchmarks/RESULTS.md).
+        # Keras: predict_on_batch, 7% more images/s than model(x) here, same output (benchmarks/RESULTS.md).
         fmap = self.model.predict_on_batch(batch)
         return pool_feature_map(np.asarray(fmap, dtype=np.float32), self.pooling)  # bf16 maps pool in float32
