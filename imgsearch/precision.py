@@ -226,13 +226,14 @@ def _measured(key: str, probe) -> float:
     return entry["speedup"]
 
 
-def resolve(requested: str = "auto") -> tuple[str, str]:
-    """(precision the model runs in, why) for a requested "auto", "fp32", "bf16" or "int8"."""
+def resolve(requested: str = "auto", measure: bool = True) -> tuple[str, str]:
+    """(precision the model runs in, why) for a requested "auto", "fp32", "bf16" or "int8"; with ``measure``
+    False, ``auto`` may answer ``cpu.PROBE`` instead of running a missing probe."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
     flags = _this_cpu_flags()
     if requested == "auto":
-        return auto_precision(flags)
+        return auto_precision(flags, measure=measure)
     reason = f"--precision {requested} (or IMGSEARCH_PRECISION)"
     if requested == "bf16" and cpu.bf16_choice(flags, None)[0] == "fp32":
         reason += "; this CPU has no bfloat16 units: emulated, no faster than fp32"

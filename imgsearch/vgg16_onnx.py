@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .weights.onnx_cache import Expected, ModelFile, ensure_model
+from .weights.onnx_cache import Expected, ModelFile, ModelSidecar, ensure_model
 from .weights.onnx_graph import INPUT_NAME, OUTPUT_NAME
 
 ENGINE = "onnxruntime"
@@ -70,6 +70,23 @@ def ensure_models(weights_info, progress=None) -> list[ModelFile]:
 
 def load(precision: str, weights_info, progress=None) -> OnnxVGG16:
     return OnnxVGG16(model_file(precision, weights_info, progress))
+
+
+def load_if_made(precision: str, weights_info) -> OnnxVGG16 | None:
+    """The session of an already made, checked model; None where it would have to be made first."""
+    from .weights.calibration import calibration_digest
+    from .weights.onnx_cache import check_model, model_path
+    from .weights.quantize import SETTINGS
+
+    if precision == "int8":
+        expected = Expected("int8", weights_info.sha256, calibration_digest(), SETTINGS)
+    else:
+        expected = Expected("fp32", weights_info.sha256)
+    path = model_path(precision)
+    usable, why = check_model(path, expected)
+    if not usable:
+        return None
+    return OnnxVGG16(ModelFile(path, precision, ModelSidecar.read(path).sha256, False, why))
 
 
 def _build_fp32(dest, weights_info) -> None:

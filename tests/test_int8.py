@@ -143,3 +143,23 @@ def test_extract_int8_from_the_cli(vgg_weights, photo_dir):
         assert result.exit_code == EXIT_OK, result.output
         got[p] = np.array(json.loads(result.stdout)["vector"])
     assert float(got["fp32"] @ got["int8"]) >= INT8_MIN_COSINE
+
+
+def test_search_loads_the_model_while_the_store_opens(vgg_weights, photo_dir, tmp_path, monkeypatch):
+    """`imgsearch search` starts the ONNX model in a background thread before Milvus opens, and takes it."""
+    from imgsearch import features
+
+    where = ["--uri", str(tmp_path / "lite.db")]
+    assert run_cli("index", photo_dir / "coffee.jpg", *where, "--precision", "int8", weights=vgg_weights).exit_code == 0
+
+    def no_second_load(*args, **kwargs):
+        raise AssertionError("the model was loaded again in the main thread")
+
+    monkeypatch.setattr(vgg16_onnx, "load", no_second_load)
+    result = run_cli("search", photo_dir / "coffee.jpg", *where, "--json", "--precision", "int8", weights=vgg_weights)
+    assert result.exit_code == EXIT_OK, result.output
+    assert json.loads(result.stdout)["results"][0]["path"] == str(photo_dir / "coffee.jpg")
+    assert not features._PRELOADS  # taken, not left for a later command
+    # A command that fails before it takes the preload leaves none behind either.
+    result = run_cli("search", photo_dir / "coffee.jpg", "--uri", tmp_path / "other.db", "--precision", "int8")
+    assert result.exit_code != EXIT_OK and not features._PRELOADS
