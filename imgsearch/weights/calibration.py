@@ -57,16 +57,13 @@ def calibration_digest() -> str:
 
 
 def _source_image(name: str):
-    import numpy as np
+    """The picture scikit-image bundles under ``name`` (as ``imgsearch.demo.sample_image`` reads it)."""
+    import skimage.data
     from PIL import Image
 
-    from ..demo import sample_image
-
-    if name == "motorcycle_right":
-        import skimage.data
-
-        return Image.fromarray(np.asarray(skimage.data.stereo_motorcycle()[1]))
-    return sample_image(name)
+    if name.startswith("motorcycle"):
+        return Image.fromarray(skimage.data.stereo_motorcycle()[1 if name == "motorcycle_right" else 0])
+    return Image.fromarray(getattr(skimage.data, name)())
 
 
 def make_calibration_set(folder: Path = CALIBRATION_DIR) -> list[Path]:

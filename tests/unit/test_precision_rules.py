@@ -191,3 +191,21 @@ def test_sidecar_round_trip_and_unknown_fields_ignored(tmp_path):
     onnx_cache.model_sidecar_path(path).write_text(json.dumps({"sha256": "x", "precision": "fp32", "extra": 1}))
     side = ModelSidecar.read(path)
     assert side.sha256 == "x" and side.precision == "fp32" and side.weights_sha256 is None
+
+
+def test_the_shipped_calibration_set_is_checked(tmp_path, monkeypatch):
+    import shutil
+
+    from imgsearch.errors import WeightsError
+    from imgsearch.weights import calibration
+
+    files = calibration.calibration_files()
+    assert len(files) == 64 and sum(p.stat().st_size for p in files) < 1_000_000  # package data under ~1 MB
+    copy = tmp_path / "calibration"
+    shutil.copytree(calibration.CALIBRATION_DIR, copy)
+    monkeypatch.setattr(calibration, "CALIBRATION_DIR", copy)
+    assert calibration.calibration_files()[0].parent == copy
+    with open(copy / files[5].name, "ab") as f:
+        f.write(b"\0")  # one byte appended to one photo
+    with pytest.raises(WeightsError, match="missing or changed"):
+        calibration.calibration_files()
