@@ -60,12 +60,19 @@ def main(argv=None):
     cache = VectorCache(common.WORK_DIR / "vgg16-cache.npz", (3, 512))
     fp32 = bench.cached_embedder(cache, fp32_model.model)
     others = {p: VGG16Features(precision=p) for p in args.precisions.split(",")}
+    embedders = {"fp32": fp32}
+    caches = [cache]
+    for name, model in others.items():  # each precision's vectors cached by input, per model file
+        model_id = getattr(getattr(model.model, "model", None), "sha256", "keras")[:12]
+        caches.append(VectorCache(common.WORK_DIR / f"vgg16-cache-{name}-{model_id}.npz", (3, 512)))
+        embedders[name] = bench.cached_embedder(caches[-1], model.model)
     results = {}
-    for name, embedder in (("fp32", fp32), *others.items()):
+    for name, embedder in embedders.items():
         t = time.perf_counter()
         g = vectors(embedder, gallery)
         q = vectors(embedder, query_paths)
-        cache.save()
+        for c in caches:
+            c.save()
         best = np.asarray(gallery)[(q @ g.T).argmax(axis=1)]
         results[name] = (best, g, q)
         log(f"{name}: {len(gallery)} + {len(query_paths)} images in {time.perf_counter() - t:.0f} s")
@@ -85,6 +92,19 @@ def main(argv=None):
     for name in others:
         cos_g = (results["fp32"][1] * results[name][1]).sum(axis=1)
         cos_q = (results["fp32"][2] * results[name][2]).sum(axis=1)
+        changed = np.flatnonzero(results[name][0] != results["fp32"][0])
+        if len(changed):
+            print(f"\nQueries whose rank-1 differs, {name} against fp32 (similarities by fp32 vectors; the margin is "
+                  "fp32's rank-1 over rank-2):\n")
+            rows = []
+            for i in changed:
+                sims = results["fp32"][2][i] @ fp32_gallery.T
+                top = np.sort(sims)[::-1]
+                rows.append(["/".join(query_paths[i].split("/")[-2:]), os.path.basename(truth[i]),
+                             os.path.basename(results["fp32"][0][i]), os.path.basename(results[name][0][i]),
+                             f"{top[0] - top[1]:.4f}"])
+            print(common.table(["query", "its original", "fp32 rank-1", f"{name} rank-1", "fp32 margin"], rows,
+                               align="llllr"))
         print(f"\nCosine fp32 vs {name}, every image: gallery min {cos_g.min():.6f} (median {np.median(cos_g):.6f}), "
               f"queries min {cos_q.min():.6f} (median {np.median(cos_q):.6f}; edited copies included).")
     common.footer()
