@@ -22,8 +22,8 @@ DEFAULT_DISTRACTORS = f"{DEV_PHOTOS}/distractors"
 WORK_DIR = Path(os.environ.get("IMGSEARCH_BENCH_DIR", "/tmp/imgsearch-bench"))  # caches, edits, databases
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 
-PACKAGES = ("tensorflow-cpu", "keras", "pymilvus", "milvus-lite", "pillow", "numpy", "imagehash", "faiss-cpu")
-CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+PACKAGES = ("tensorflow-cpu", "keras", "onnxruntime", "pymilvus", "milvus-lite", "pillow", "numpy", "imagehash", "faiss-cpu")
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
 def image_files(folder) -> list[str]:

@@ -520,7 +520,7 @@ def main(argv=None):
     if vgg_wanted:
         from imgsearch.features import VGG16Features
 
-        loader = VGG16Features()
+        loader = VGG16Features(precision="fp32")  # pinned: the vector caches hold fp32 vectors
         model = loader.model
         worst = check_cached_path(sorted(in_gallery)[:8] + [edited[(edits[0], positives[0])]], model, vgg_cache)
         log(f"cached shared-pass vectors vs plain VGG16Features: max |difference| {worst:.2e}")
@@ -730,7 +730,7 @@ def check_milvus(gallery, queries, edits, numpy_result, gallery_index) -> str:
     with tempfile.TemporaryDirectory(dir=str(common.WORK_DIR)) as tmp:
         t0 = time.perf_counter()
         with Store(os.path.join(tmp, "check.db")) as store:
-            embedder = VGG16Features()
+            embedder = VGG16Features(precision="fp32")  # as the cached vectors it is checked against
             coll = store.collection("accuracy", embedder.config())
             summary = index_paths(coll, embedder, gallery)
             t_index = time.perf_counter() - t0

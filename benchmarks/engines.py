@@ -6,10 +6,10 @@ A query with the copy verdict makes one model pass per view (the picture, a fram
 it, two turned views when no copy is found), so the pass's cost sets a floor under a query's. Engines: TensorFlow
 (what imgsearch runs: ``VGG16Features.embed``), and an ONNX graph of the same network built here from the genuine
 weights (13 convolutions, ReLU, 5 max-pools, a global max-pool: the 512-d vector before L2 normalisation) run by
-ONNX Runtime, OpenVINO and OpenCV's DNN module. Each is timed on the same random 224x224 batches, interleaved,
+ONNX Runtime (fp32 and imgsearch's int8 model), OpenVINO and OpenCV's DNN module. Each is timed on the same random 224x224 batches, interleaved,
 batch sizes 1 and 2 (a query's views); the vectors are compared with TensorFlow's (largest error relative to the
-largest value). ONNX Runtime and OpenVINO are not imgsearch dependencies: an engine that is not installed is
-skipped and said so.
+largest value; int8's error is quantization's). OpenVINO is not an imgsearch dependency: skipped when not
+installed, and said so.
 """
 
 from __future__ import annotations
@@ -28,55 +28,36 @@ import _common as common
 THREADS = 2
 
 
-def onnx_graph(model, path: str) -> None:
-    """The Keras VGG16 (no top) as an ONNX graph: NHWC input, global max-pool output (n, 512)."""
+def onnx_graph(weights_path, path: str) -> None:
+    """The VGG16 graph imgsearch runs in ONNX Runtime (``imgsearch.weights.onnx_graph``): NHWC in, block5 map out."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
-    nodes = [helper.make_node("Transpose", ["input"], ["x0"], perm=[0, 3, 1, 2])]
-    weights = []
-    current = "x0"
-    for i, layer in enumerate(model.layers):
-        kind = layer.__class__.__name__
-        if kind == "Conv2D":
-            kernel, bias = layer.get_weights()
-            weights += [numpy_helper.from_array(kernel.transpose(3, 2, 0, 1).copy(), f"w{i}"),
-                        numpy_helper.from_array(bias, f"b{i}")]
-            nodes.append(helper.make_node("Conv", [current, f"w{i}", f"b{i}"], [f"c{i}"], pads=[1, 1, 1, 1],
-                                          kernel_shape=[3, 3]))
-            nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
-            current = f"r{i}"
-        elif kind == "MaxPooling2D":
-            nodes.append(helper.make_node("MaxPool", [current], [f"p{i}"], kernel_shape=[2, 2], strides=[2, 2]))
-            current = f"p{i}"
-    nodes += [helper.make_node("GlobalMaxPool", [current], ["g"]), helper.make_node("Flatten", ["g"], ["out"])]
-    graph = helper.make_graph(
-        nodes, "vgg16", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 224, 224, 3])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 512])], weights,
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    from imgsearch.weights.onnx_graph import conv_weights_from_file, vgg16_onnx
+
+    onnx.save(vgg16_onnx(conv_weights_from_file(weights_path)), path)
 
 
 def engines(model, path: str) -> dict:
     """name -> (run(batch) -> (n, 512) vectors, or the reason it is not available)."""
     # imgsearch's own call (VGG16Features.embed), max-pooled; the L2 normalisation after it costs microseconds.
-    out = {"TensorFlow (imgsearch)": lambda x: np.asarray(model.predict_on_batch(x)).max(axis=(1, 2))}
-    try:
-        import onnxruntime as ort
+    out = {"TensorFlow fp32 (Keras)": lambda x: np.asarray(model.predict_on_batch(x)).max(axis=(1, 2))}
+    import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = THREADS
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        out[f"ONNX Runtime {ort.__version__}"] = lambda x: session.run(["out"], {"input": x})[0]
-    except ImportError:
-        out["ONNX Runtime"] = "not installed"
+    from imgsearch.features import VGG16Features
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    out[f"ONNX Runtime {ort.__version__}"] = lambda x: session.run(None, {"input": x})[0].max(axis=(1, 2))
+    int8 = VGG16Features(precision="int8").model  # imgsearch's int8 engine: its cached, checked model
+    out[f"ONNX Runtime {ort.__version__} int8 (imgsearch)"] = lambda x: int8.predict_on_batch(x).max(axis=(1, 2))
     try:
         import openvino as ov
 
         core = ov.Core()
         compiled = core.compile_model(core.read_model(path), "CPU",
                                       {"INFERENCE_NUM_THREADS": THREADS, "INFERENCE_PRECISION_HINT": "f32"})
-        out[f"OpenVINO {ov.__version__.split('-')[0]}"] = lambda x: compiled(x)[0]
+        out[f"OpenVINO {ov.__version__.split('-')[0]}"] = lambda x: compiled(x)[0].max(axis=(1, 2))
     except ImportError:
         out["OpenVINO"] = "not installed"
     import cv2
@@ -85,7 +66,7 @@ def engines(model, path: str) -> dict:
 
     def opencv(x):
         net.setInput(x)
-        return net.forward()
+        return net.forward().max(axis=(1, 2))
 
     out[f"OpenCV DNN {cv2.__version__}"] = opencv
     return out
@@ -96,17 +77,18 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7, help="timed passes per engine and batch size")
     args = parser.parse_args(argv)
 
-    from imgsearch.features import VGG16Features
+    from imgsearch.weights import build_vgg16, resolve_weights
 
-    model = VGG16Features(precision="fp32").model
+    weights_path = resolve_weights().path
+    model = build_vgg16(weights_path)  # the Keras reference (imgsearch's bf16 engine; fp32 before issue 22)
     rng = np.random.default_rng(0)
     batches = {n: (rng.random((n, 224, 224, 3), dtype=np.float32) * 255 - 120) for n in (1, 2)}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "vgg16.onnx")
-        onnx_graph(model, path)
+        onnx_graph(weights_path, path)
         runs = engines(model, path)
         ready = {name: run for name, run in runs.items() if callable(run)}
-        reference = {n: ready["TensorFlow (imgsearch)"](x) for n, x in batches.items()}
+        reference = {n: ready["TensorFlow fp32 (Keras)"](x) for n, x in batches.items()}
         seconds = {(name, n): [] for name in ready for n in batches}
         error = {}
         for name, run in ready.items():  # warm-up, and the vectors' agreement
@@ -122,7 +104,7 @@ def main(argv=None):
                     seconds[(name, n)].append(time.perf_counter() - t)
 
     common.header("One VGG16 pass in four inference engines (fp32, 224x224, 2 threads)")
-    base = {n: common.median(seconds[("TensorFlow (imgsearch)", n)]) for n in batches}
+    base = {n: common.median(seconds[("TensorFlow fp32 (Keras)", n)]) for n in batches}
     rows = []
     for name in ready:
         one, two = (common.median(seconds[(name, n)]) for n in batches)

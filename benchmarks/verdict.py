@@ -174,10 +174,12 @@ def main(argv=None):
         extra = (args.scale - 1) * len(gallery)
         gallery += make_distractors(sets.derive_from, extra, work / "derived")
         log(f"gallery x{args.scale}: {extra} look-alike distractors")
-    plain = VGG16Features()
-    cache = VectorCache(common.WORK_DIR / "vgg16-cache.npz", (3, 512))
+    # Pinned, not auto: the vector cache holds one precision's vectors (fp32's is the historical one).
+    plain = VGG16Features(precision=args.precision)
+    suffix = "" if args.precision == "fp32" else f"-{args.precision}"
+    cache = VectorCache(common.WORK_DIR / f"vgg16-cache{suffix}.npz", (3, 512))
     embedder = cached_embedder(cache, plain.model)
-    db = work / f"gallery-x{args.scale}.db"
+    db = work / f"gallery-x{args.scale}{suffix}.db"
     with Store(str(db)) as store:
         coll = store.collection("images", embedder.config())
         t0 = time.perf_counter()
@@ -227,6 +229,8 @@ def parse_args(argv):
     parser.add_argument("--tuned-only", action="store_true", help="skip the held-back variants")
     parser.add_argument("--only", choices=("positives", "negatives"), help="run one half (each prints its report)")
     parser.add_argument("--families", default="", help="comma-separated families to run (default: all)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8"),
+                        help="the model's precision [fp32]; each has its own vector cache and database")
     return parser.parse_args(argv)
 
 

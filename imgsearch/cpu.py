@@ -18,11 +18,12 @@ FLAGS = {
     "avx2": ("AVX2", "Milvus / Milvus Lite need it (knowhere, faiss)"),
     "fma": ("FMA", "fused multiply-add: faster distances, inference"),
     "avx512f": ("AVX-512F", "Milvus uses its AVX-512 kernels: faster search"),
-    "avx512_vnni": ("AVX-512 VNNI", "int8 dot products: faster quantized search"),
+    "avx512_vnni": ("AVX-512 VNNI", "int8 dot products in one instruction: the int8 model at ~4x fp32"),
+    "avx_vnni": ("AVX-VNNI", "the same int8 dot products on AVX2 (desktops since 2021)"),
     "avx512_bf16": ("AVX-512 BF16", "bfloat16 maths: faster TensorFlow inference"),
     "amx_tile": ("AMX-TILE", "Intel AMX tiles (Sapphire Rapids+)"),
     "amx_bf16": ("AMX-BF16", "oneDNN bf16 matrix maths on AMX: faster inference"),
-    "amx_int8": ("AMX-INT8", "oneDNN int8 matrix maths on AMX"),
+    "amx_int8": ("AMX-INT8", "int8 matrix maths on AMX: the int8 model's fastest path"),
 }
 
 # Marker flag for ARM64 (NEON, Linux "Features: ... asimd"). Milvus ships native arm64 builds that
@@ -154,20 +155,65 @@ def cpu_model(cpuinfo_text=None):
 
 # --- which precision `--precision auto` runs the model in ------------------------------------------------------
 
-# Neither precision, yet: only a measurement on this CPU can tell (precision.auto_precision runs it once and caches it).
+# Not decided yet: only a measurement on this CPU can tell (precision.auto_precision runs it once and caches it).
 PROBE = "probe"
 # bf16 must beat fp32 by this much in the probe to be chosen, so that timing noise never picks an emulated bf16.
 BF16_MIN_SPEEDUP = 1.15
+# int8 must beat fp32 by this much in its probe (one VGG16-sized convolution in ONNX Runtime, both precisions) to
+# be chosen where the flags cannot tell. int8 costs a little accuracy (cosine to fp32 >= 0.99 instead of 1.0), so
+# it must buy clearly more than noise: the issue's floor on AVX2 is 1.6x end to end; published AVX2 int8 runs at
+# 1.8-2x fp32 (OpenVINO), and a 1.3x probe leaves room for the probe reading the conv alone.
+INT8_MIN_SPEEDUP = 1.3
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
 
 
-def choose_precision(flags, probe_speedup=None):
+def choose_precision(flags, probe_speedup=None, int8_speedup=None):
     """(precision, reason) for ``--precision auto`` on a CPU with these flags (None: they could not be read).
 
-    precision is "bf16", "fp32", or PROBE where the flags cannot tell: AVX512-BF16 without AMX (bf16 dot products
-    at best twice the fp32 rate, so it depends on the CPU), an ARM CPU with BF16, or unreadable flags.
-    ``probe_speedup`` (bf16 over fp32 speed, measured on this CPU) settles those cases. Without bfloat16 units
-    TensorFlow emulates bf16 (converting to fp32 and back): never faster, so never chosen from the flags.
+    int8 first, where it pays: from the flags on AMX-INT8 and VNNI (int8 dot products in one instruction; 4.0x
+    fp32 measured on AVX512-VNNI), by ``int8_speedup`` (int8 over fp32, measured on this CPU) on plain AVX2, ARM64
+    with dot products (asimddp) and unreadable flags. Then bf16 where it is faster (``probe_speedup``: bf16 over
+    fp32), else fp32. precision is PROBE while a measurement these flags need is missing.
     """
+    int8 = int8_choice(flags, int8_speedup)
+    if int8 is not None and int8[0] in ("int8", PROBE):
+        return int8
+    precision, reason = bf16_choice(flags, probe_speedup)
+    return (precision, f"{int8[1]}; {reason}") if int8 is not None else (precision, reason)
+
+
+def int8_choice(flags, int8_speedup):
+    """("int8" | PROBE, why), or (None, why int8 does not pay) after a probe, or None where int8 never pays."""
+    def measured(what):
+        if int8_speedup is None:
+            return PROBE, f"{what}: a short int8 measurement on first use decides"
+        if int8_speedup >= INT8_MIN_SPEEDUP:
+            return "int8", f"{what}: int8 measured {int8_speedup:.2f}x the fp32 rate on this CPU"
+        return None, f"{what}: int8 measured {int8_speedup:.2f}x the fp32 rate on this CPU, not worth it"
+
+    if flags is None:
+        return measured("CPU flags unreadable")
+    flags = set(flags)
+    if "amx_int8" in flags:
+        return "int8", "AMX-INT8: ONNX Runtime runs the int8 convolutions on the AMX tiles, its fastest path"
+    vnni = [f for f in VNNI_FLAGS if f in flags]
+    if vnni:
+        name = "AVX512-VNNI" if vnni[0] == "avx512_vnni" else "AVX-VNNI"
+        return "int8", f"{name}: int8 dot products in one instruction (measured 4.0x fp32 on AVX512-VNNI)"
+    if ARM_SIMD in flags and "sse2" not in flags:
+        return measured("ARM64 with int8 dot products (asimddp)") if "asimddp" in flags else None
+    if "avx2" in flags:
+        return measured("AVX2 without VNNI (int8 through vpmaddubsw)")
+    return None  # no AVX2: ONNX Runtime's SSE int8 kernels do not beat fp32
+
+
+def int8_needs_probe(flags) -> bool:
+    """Whether only the int8 probe can tell if int8 pays on a CPU with these flags."""
+    choice = int8_choice(flags, None)
+    return choice is not None and choice[0] == PROBE
+
+
+def bf16_choice(flags, probe_speedup):
     def measured(what):
         if probe_speedup is None:
             return PROBE, f"{what}: a short measurement on first use decides"

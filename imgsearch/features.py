@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -21,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
-from .precision import PRECISIONS, keras_policy
+from .precision import ONNX_PRECISIONS, PRECISIONS, keras_policy
 from .precision import resolve as resolve_precision
 
 try:  # HEIC/HEIF/AVIF where the optional extra is installed
@@ -415,7 +416,8 @@ class VGG16Features(Embedder):
         self.pooling = pooling
         self.resize = resize
         self.border_tolerance = border_tolerance
-        # Not a setting: fp32 and bf16 vectors are interchangeable (precision.py). Resolved when the model is built.
+        # Not a setting: vectors of every precision are interchangeable (precision.py). Resolved when the model is
+        # built.
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         self.precision = precision
@@ -428,17 +430,52 @@ class VGG16Features(Embedder):
     def settings(self) -> dict:
         return {"pooling": self.pooling, "resize": self.resize, "border_tolerance": self.border_tolerance}
 
+    @classmethod
+    def preload(cls, weights: str | None = None, precision: str | None = None, **_settings) -> None:
+        """Start loading the ONNX Runtime model in a background thread, while the caller opens its store: a
+        one-shot search pays for the slower of the two instead of both. Best effort: the first embedder of these
+        ``weights`` and ``precision`` takes the result; where there is none (bf16, a model still to be made, any
+        error) it loads the model itself, and says what went wrong."""
+        key = _preload_key(weights, precision or "auto")
+        with _PRELOADS_LOCK:
+            if key not in _PRELOADS:
+                _PRELOADS[key] = _Preload(weights, precision or "auto")
+
+    @classmethod
+    def forget_preload(cls, weights: str | None = None, precision: str | None = None, **_settings) -> None:
+        """Drop a preload nobody will take (the command failed first), so that a later one in this process loads
+        afresh."""
+        with _PRELOADS_LOCK:
+            _PRELOADS.pop(_preload_key(weights, precision or "auto"), None)
+
     @property
     def model(self):
-        """Loaded on first use: commands that never extract never pay for TensorFlow."""
+        """Loaded on first use: commands that never extract never pay for it.
+
+        fp32 and int8: an ``OnnxVGG16`` (ONNX Runtime; TensorFlow is never imported); bf16: the Keras model. Both
+        answer ``predict_on_batch`` with block5's (n, 7, 7, 512) map.
+        """
         if self._model is None:
+            with _PRELOADS_LOCK:
+                preload = _PRELOADS.pop(_preload_key(self.weights, self.precision), None)
+            loaded = preload.result() if preload is not None else None
+            if loaded is not None:
+                self.weights_info, self.precision_used, self.precision_reason, self._model = loaded
+                return self._model
             from . import weights as weights_mod
 
             self.weights_info = weights_mod.resolve_weights(self.weights, progress=self.progress)
             self.precision_used, self.precision_reason = resolve_precision(self.precision)
-            # Builds, loads (a corrupt file is a WeightsError) and checks the reference values.
-            with keras_policy(self.precision_used):
-                self._model = weights_mod.build_vgg16(self.weights_info.path, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+            if self.precision_used in ONNX_PRECISIONS:
+                from . import vgg16_onnx
+
+                # Made from the checked weights once, then checked against its sidecar on every load.
+                self._model = vgg16_onnx.load(self.precision_used, self.weights_info, progress=self.progress)
+            else:
+                # Builds, loads (a corrupt file is a WeightsError) and checks the reference values.
+                with keras_policy(self.precision_used):
+                    self._model = weights_mod.build_vgg16(self.weights_info.path,
+                                                          input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
         return self._model
 
     def content_box(self, image: Image.Image) -> tuple[int, int, int, int] | None:
@@ -450,6 +487,45 @@ class VGG16Features(Embedder):
         return vgg16_preprocess(np.asarray(image))
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
-        # predict_on_batch: 7% more images/s than model(x) here, same output (benchmarks/RESULTS.md).
+        # Keras: predict_on_batch, 7% more images/s than model(x) here, same output (benchmarks/RESULTS.md).
         fmap = self.model.predict_on_batch(batch)
         return pool_feature_map(np.asarray(fmap, dtype=np.float32), self.pooling)  # bf16 maps pool in float32
+
+
+class _Preload:
+    """A model being loaded in a daemon thread (a command that fails first does not wait for it at exit)."""
+
+    def __init__(self, weights: str | None, precision: str):
+        self._done = threading.Event()
+        self._loaded = None
+        threading.Thread(target=self._run, args=(weights, precision), name="imgsearch-preload", daemon=True).start()
+
+    def _run(self, weights, precision):
+        try:
+            from . import vgg16_onnx
+            from .weights import resolve_weights
+
+            info = resolve_weights(weights, auto_fetch=False)
+            used, reason = resolve_precision(precision, measure=False)
+            engine = vgg16_onnx.load_if_made(used, info) if used in ONNX_PRECISIONS else None
+            if engine is not None:
+                self._loaded = (info, used, reason, engine)
+        except Exception:  # noqa: BLE001  (best effort: the caller loads the model itself and reports the error)
+            pass
+        finally:
+            self._done.set()
+
+    def result(self):
+        """(weights info, precision, why, model), or None: then the caller loads the model itself."""
+        self._done.wait()
+        return self._loaded
+
+
+def _preload_key(weights, precision) -> tuple:
+    from .weights.sources import cache_dir
+
+    return weights, precision, str(cache_dir())  # another cache directory holds other model files
+
+
+_PRELOADS: dict[tuple, _Preload] = {}
+_PRELOADS_LOCK = threading.Lock()

@@ -1,7 +1,8 @@
-"""--precision: both precisions forced on real photos, `auto` over recorded CPUs, the probe, the CLI and env var.
+"""--precision: fp32 and bf16 forced on real photos, `auto` over recorded CPUs, the probes, the CLI and env var.
 
 bf16 runs emulated on a CPU without bfloat16 units (slow), so these tests use three photos; speed is a benchmark
-matter (benchmarks/throughput.py), never asserted here.
+matter (benchmarks/throughput.py), never asserted here. int8 has its own file (tests/test_int8.py); the pure rules
+are in tests/unit/test_precision_rules.py.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def flags_of(path):
 
 @pytest.mark.parametrize(
     "sample, expected",
-    [(SAPPHIRE_RAPIDS, "bf16"), (ZEN4, cpu.PROBE), (MILAN, "fp32"), (GRAVITON2, "fp32"), (GRAVITON3, cpu.PROBE)],
+    [(SAPPHIRE_RAPIDS, "int8"), (ZEN4, "int8"), (MILAN, cpu.PROBE), (GRAVITON2, cpu.PROBE), (GRAVITON3, cpu.PROBE)],
 )
 def test_auto_from_recorded_cpus(sample, expected):
     chosen, reason = cpu.choose_precision(flags_of(sample))
@@ -48,45 +49,63 @@ def test_auto_from_recorded_cpus(sample, expected):
 
 
 def test_flags_alone_never_pick_emulated_bf16():
-    assert cpu.choose_precision(flags_of(MILAN)) == (
-        "fp32", "no bfloat16 units (AMX-BF16, AVX512-BF16): bf16 would be emulated, slower"
+    # Where int8 does not pay (a probe said so), no bfloat16 units means fp32.
+    assert cpu.choose_precision(flags_of(MILAN), int8_speedup=1.0) == (
+        "fp32", "AVX2 without VNNI (int8 through vpmaddubsw): int8 measured 1.00x the fp32 rate on this CPU, not "
+        "worth it; no bfloat16 units (AMX-BF16, AVX512-BF16): bf16 would be emulated, slower"
     )
-    # AMX decides without a measurement, even a bad one: the flags tell.
-    assert cpu.choose_precision(flags_of(SAPPHIRE_RAPIDS), probe_speedup=0.5)[0] == "bf16"
+    # AMX decides without a measurement, even a bad one: the flags tell (int8 on AMX-INT8, before bf16).
+    assert cpu.choose_precision(flags_of(SAPPHIRE_RAPIDS), probe_speedup=0.5, int8_speedup=0.5)[0] == "int8"
+    assert cpu.choose_precision({"amx_bf16", "avx2"}, probe_speedup=0.5, int8_speedup=0.5)[0] == "bf16"
     assert cpu.choose_precision(None)[0] == cpu.PROBE  # unreadable flags: only a measurement can tell
+
+
+# Zen 4 without its VNNI flag: AVX512-BF16 alone (a CPU the flags cannot settle), so the bf16 rules are reached.
+ZEN4_WITHOUT_VNNI = flags_of(ZEN4) - {"avx512_vnni"}
 
 
 @pytest.mark.parametrize(
     "speedup, expected", [(2.1, "bf16"), (cpu.BF16_MIN_SPEEDUP, "bf16"), (1.1, "fp32"), (0.4, "fp32")]
 )
 def test_probe_settles_avx512_bf16_without_amx(speedup, expected):
-    for flags in (flags_of(ZEN4), flags_of(GRAVITON3), None):
-        chosen, reason = cpu.choose_precision(flags, probe_speedup=speedup)
+    for flags in (ZEN4_WITHOUT_VNNI, flags_of(GRAVITON3), None):
+        chosen, reason = cpu.choose_precision(flags, probe_speedup=speedup, int8_speedup=1.0)
         assert chosen == expected and f"{speedup:.2f}x" in reason
 
 
 def test_recorded_probe_is_used_for_this_machine_only(tmp_path, monkeypatch):
     monkeypatch.setenv("IMGSEARCH_CACHE_DIR", str(tmp_path))
-    assert precision.auto_precision(flags_of(ZEN4), measure=False)[0] == cpu.PROBE
+    assert precision.auto_precision(ZEN4_WITHOUT_VNNI, measure=False)[0] == cpu.PROBE
     (tmp_path / precision.PROBE_CACHE).write_text(
-        json.dumps({"another CPU | tensorflow 0": {"speedup": 0.5}, precision.probe_key(): {"speedup": 1.9}})
+        json.dumps({"another CPU | tensorflow 0": {"speedup": 0.5}, precision.probe_key(): {"speedup": 1.9},
+                    precision.int8_probe_key(): {"speedup": 1.0}})
     )
-    assert precision.auto_precision(flags_of(ZEN4), measure=False)[0] == "bf16"
+    assert precision.auto_precision(ZEN4_WITHOUT_VNNI, measure=False)[0] == "bf16"
     # A recorded cpuinfo of another machine is never judged by this machine's probe.
-    assert precision.auto_precision(flags_of(ZEN4), this_machine=False)[0] == cpu.PROBE
+    assert precision.auto_precision(ZEN4_WITHOUT_VNNI, this_machine=False)[0] == cpu.PROBE
     (tmp_path / precision.PROBE_CACHE).write_text("not json")
-    assert precision.auto_precision(flags_of(ZEN4), measure=False)[0] == cpu.PROBE
+    assert precision.auto_precision(ZEN4_WITHOUT_VNNI, measure=False)[0] == cpu.PROBE
 
 
-def test_probe_measures_once_and_records_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name, key, measure", [
+    ("bf16", precision.probe_key, precision.measure_probe),
+    ("int8", precision.int8_probe_key, precision.measure_int8_probe),
+])
+def test_probe_measures_once_and_records_it(tmp_path, monkeypatch, name, key, measure):
+    """Each real probe on this CPU (bf16 about 2 s in TensorFlow, int8 about 1 s in ONNX Runtime)."""
     monkeypatch.setenv("IMGSEARCH_CACHE_DIR", str(tmp_path))
-    chosen, reason = precision.auto_precision(flags_of(ZEN4))  # runs the probe on this CPU (about 2 s)
-    recorded = json.loads((tmp_path / precision.PROBE_CACHE).read_text())[precision.probe_key()]
-    assert recorded["fp32_ms"] > 0 and recorded["bf16_ms"] > 0
-    assert recorded["speedup"] == pytest.approx(recorded["fp32_ms"] / recorded["bf16_ms"], rel=0.01)
-    assert (chosen, reason) == cpu.choose_precision(flags_of(ZEN4), recorded["speedup"])
+    if name == "bf16":  # int8 recorded as not paying, so that the bf16 probe is reached
+        (tmp_path / precision.PROBE_CACHE).write_text(json.dumps({precision.int8_probe_key(): {"speedup": 1.0}}))
+        flags = ZEN4_WITHOUT_VNNI
+    else:
+        flags = flags_of(MILAN)
+    chosen, reason = precision.auto_precision(flags)
+    recorded = json.loads((tmp_path / precision.PROBE_CACHE).read_text())[key()]
+    assert recorded["fp32_ms"] > 0 and recorded[f"{name}_ms"] > 0
+    assert recorded["speedup"] == pytest.approx(recorded["fp32_ms"] / recorded[f"{name}_ms"], rel=0.01)
+    assert f"{recorded['speedup']:.2f}x" in reason
     # The second time costs nothing: the same answer from the record, even where measuring is not allowed.
-    assert precision.auto_precision(flags_of(ZEN4), measure=False) == (chosen, reason)
+    assert precision.auto_precision(flags, measure=False) == (chosen, reason)
 
 
 def test_forced_precision_and_unknown_value():
@@ -95,7 +114,7 @@ def test_forced_precision_and_unknown_value():
     assert chosen == "bf16"
     if cpu.choose_precision(precision._this_cpu_flags())[0] == "fp32":
         assert "emulated" in reason
-    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, int8"):
         VGG16Features(precision="fp16")
 
 
@@ -116,13 +135,15 @@ def vgg_bf16(vgg_weights):
 def test_bf16_and_fp32_vectors_agree_per_photo(vgg_weights, vgg_bf16, photo_dir):
     import keras
 
+    from imgsearch.vgg16_onnx import OnnxVGG16
+
     fp32 = VGG16Features(weights=str(vgg_weights), precision="fp32")
     sources = [photo_dir / f"{name}.jpg" for name in PHOTOS]
     a = np.stack([r.vector for batch in fp32.embed_sources(sources) for r in batch])
     b = np.stack([r.vector for batch in vgg_bf16.embed_sources(sources) for r in batch])
     assert fp32.precision_used == "fp32" and vgg_bf16.precision_used == "bf16"
-    # The models really differ: bf16 computes in bfloat16 (the test could not fail otherwise).
-    assert fp32.model.get_layer("block1_conv1").compute_dtype == "float32"
+    # The models really differ: fp32 runs in ONNX Runtime, bf16 in Keras computing in bfloat16.
+    assert isinstance(fp32.model, OnnxVGG16) and fp32.model.precision == "fp32"
     assert vgg_bf16.model.get_layer("block1_conv1").compute_dtype == "bfloat16"
     assert vgg_bf16.model.get_layer("block1_conv1").kernel.dtype == "float32"  # weights stay float32
     assert keras.mixed_precision.global_policy().name == "float32"  # nothing else is built in bf16
@@ -145,7 +166,7 @@ def test_policy_is_restored_when_the_build_fails():
 
 def test_precision_is_not_part_of_the_collection_config(vgg_weights):
     configs = [VGG16Features(weights=str(vgg_weights), precision=p).config() for p in precision.PRECISIONS]
-    assert configs[0] == configs[1] == configs[2] and "precision" not in configs[0]
+    assert all(c == configs[0] for c in configs) and "precision" not in configs[0]
 
 
 # --- the CLI: option, env var, one collection for both ------------------------------------------------------
@@ -186,27 +207,28 @@ def test_fp32_collection_searched_with_bf16_queries(vgg_weights, photo_dir, tmp_
 def test_bad_precision_is_a_one_line_usage_error(vgg_weights, photo_dir):
     result = _invoke(vgg_weights, "extract", str(photo_dir / "coffee.jpg"), IMGSEARCH_PRECISION="fp16")
     assert result.exit_code == EXIT_FATAL
-    assert "Invalid value for '--precision': 'fp16' is not one of 'auto', 'fp32', 'bf16'." in result.output
+    assert "Invalid value for '--precision': 'fp16' is not one of 'auto', 'fp32', 'bf16', 'int8'." in result.output
     assert "Traceback" not in result.output
     for command in ("index", "search", "extract", "demo"):
-        assert "--precision [auto|fp32|bf16]" in _invoke(vgg_weights, command, "--help").output
+        assert "--precision [auto|fp32|bf16|int8]" in _invoke(vgg_weights, command, "--help").output
 
 
 def test_extract_in_each_precision(vgg_weights, photo_dir):
     photo = str(photo_dir / "coffee.jpg")
     vectors = {}
-    for p in ("fp32", "bf16"):
+    for p in ("fp32", "bf16", "int8"):
         result = _invoke(vgg_weights, "extract", photo, "--json", "--precision", p)
         assert result.exit_code == EXIT_OK, result.output
         vectors[p] = np.array(json.loads(result.stdout)["vector"])
     assert float(vectors["fp32"] @ vectors["bf16"]) >= 0.999
+    assert float(vectors["fp32"] @ vectors["int8"]) >= 0.99  # tests/test_int8.py: INT8_MIN_COSINE
 
 
 # --- check-cpu ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "sample, expected", [(SAPPHIRE_RAPIDS, "bf16"), (ZEN4, "probe"), (MILAN, "fp32"), (GRAVITON2, "fp32")]
+    "sample, expected", [(SAPPHIRE_RAPIDS, "int8"), (ZEN4, "int8"), (MILAN, "probe"), (GRAVITON2, "probe")]
 )
 def test_check_cpu_shows_the_auto_precision(sample, expected, tmp_path):
     # Even with a probe recorded on this machine, another machine's cpuinfo is judged by its flags alone.
@@ -222,6 +244,7 @@ def test_check_cpu_shows_the_auto_precision(sample, expected, tmp_path):
 def test_check_cpu_on_this_machine_uses_its_recorded_probe(tmp_path):
     flags, _ = cpu.read_cpu_flags()
     env = {"IMGSEARCH_CACHE_DIR": str(tmp_path)}
-    (tmp_path / precision.PROBE_CACHE).write_text(json.dumps({precision.probe_key(): {"speedup": 3.0}}))
+    (tmp_path / precision.PROBE_CACHE).write_text(json.dumps({precision.probe_key(): {"speedup": 3.0},
+                                                               precision.int8_probe_key(): {"speedup": 1.0}}))
     report = json.loads(run_cli("check-cpu", "--json", env=env).stdout)
-    assert (report["precision"], report["precision_reason"]) == cpu.choose_precision(flags, 3.0)
+    assert (report["precision"], report["precision_reason"]) == cpu.choose_precision(flags, 3.0, 1.0)

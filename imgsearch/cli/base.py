@@ -76,7 +76,10 @@ def connect(uri):
 
 
 def open_collection(uri, collection, embedder_cls, create, **options):
-    """Connect, then pick the embedder the collection was made with (options may override)."""
+    """Connect, then pick the embedder the collection was made with (options may override). The model starts
+    loading first, in the background, so that opening the store and loading it overlap."""
+    if hasattr(embedder_cls, "preload"):
+        embedder_cls.preload(**options)
     store = connect(uri)
     try:
         stored = store.stored_config(collection)
@@ -86,6 +89,8 @@ def open_collection(uri, collection, embedder_cls, create, **options):
         return store, store.collection(collection, embedder.config(), create=create), embedder
     except BaseException:
         store.close()
+        if hasattr(embedder_cls, "forget_preload"):
+            embedder_cls.forget_preload(**options)
         raise
 
 

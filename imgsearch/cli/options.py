@@ -31,15 +31,16 @@ BORDER_TOLERANCE = 24
 
 
 def precision_option(fn):
-    """The model's numeric precision; not a collection setting (both precisions give interchangeable vectors)."""
+    """The model's numeric precision; not a collection setting (every precision gives interchangeable vectors)."""
     return click.option(
         "--precision",
         envvar="IMGSEARCH_PRECISION",
         type=click.Choice(PRECISIONS),
         default="auto",
         show_default=True,
-        help="Run the model in bfloat16 or float32 [env IMGSEARCH_PRECISION]. auto: bf16 where the CPU has "
-        "bfloat16 units and it is faster (see `imgsearch check-cpu`), else fp32.",
+        help="Run the model in int8, bfloat16 or float32 [env IMGSEARCH_PRECISION]. auto: int8 where the CPU has "
+        "int8 dot products (VNNI, AMX) or a measurement shows it pays, else bf16 where that is faster, else fp32 "
+        "(see `imgsearch check-cpu`).",
     )(fn)
 
 

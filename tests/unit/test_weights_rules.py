@@ -303,7 +303,8 @@ def test_missing_layers_and_wrong_shapes_are_named_and_the_message_shows_three(g
 
 # Each module may import only those after it (the order of the package docstring); of the rest of imgsearch,
 # ``errors`` and the package version only, so the model runtime never pulls in features, precision, cli or server.
-LAYERS = ("resolve", "fetch", "download", "pinned", "locate", "cache", "runtime", "reference", "results", "sources")
+LAYERS = ("resolve", "fetch", "download", "pinned", "locate", "onnx_cache", "cache", "onnx_graph", "runtime", "reference",
+          "quantize", "calibration", "results", "sources")
 
 
 def _relative_imports(module_path: Path) -> set[str]:
