@@ -47,16 +47,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as common
 from accuracy import _jpeg, log, make_edit
 
-RIGHT_ANSWER = ("jpeg-q20", "downscale-30%", "border-10%", "crop-70%", "frame-white")
+# Issue 23: frames of several colours (black is border-10%) and a same-size recompressed copy (jpeg-q20) among them.
+RIGHT_ANSWER = ("jpeg-q20", "downscale-30%", "border-10%", "crop-70%", "frame-white", "frame-grey", "frame-red")
 OTHER_EDITS = ("hflip", "rotate-90", "colour", "watermark")
 EDITS = RIGHT_ANSWER + OTHER_EDITS
-DESCRIPTIONS = {"frame-white": "white frame, 8% of each side"}
+FRAME_COLOURS = {"frame-white": (250, 250, 250), "frame-grey": (128, 128, 128), "frame-red": (190, 30, 40)}
+DESCRIPTIONS = {kind: f"{kind.split('-')[1]} frame, 8% of each side" for kind in FRAME_COLOURS}
 
 
 def edit_bytes(kind: str, img: Image.Image, rng) -> bytes:
-    if kind == "frame-white":
+    if kind in FRAME_COLOURS:
         bx, by = round(0.08 * img.width), round(0.08 * img.height)
-        canvas = Image.new("RGB", (img.width + 2 * bx, img.height + 2 * by), (250, 250, 250))
+        canvas = Image.new("RGB", (img.width + 2 * bx, img.height + 2 * by), FRAME_COLOURS[kind])
         canvas.paste(img, (bx, by))
         return _jpeg(canvas, 90)
     data, ext = make_edit(kind, img, rng)
