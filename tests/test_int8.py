@@ -149,6 +149,8 @@ def test_search_loads_the_model_while_the_store_opens(vgg_weights, photo_dir, tm
     """`imgsearch search` starts the ONNX model in a background thread before Milvus opens, and takes it."""
     from imgsearch import features
 
+    # Earlier in-process commands may have left a preload of their own (a one-shot process exits instead).
+    monkeypatch.setattr(features, "_PRELOADS", {})
     where = ["--uri", str(tmp_path / "lite.db")]
     assert run_cli("index", photo_dir / "coffee.jpg", *where, "--precision", "int8", weights=vgg_weights).exit_code == 0
 

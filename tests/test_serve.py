@@ -271,7 +271,7 @@ def test_health_stats_openapi_and_page(http):
     assert health["status"] == "ok" and health["model"] == "vgg16-imagenet" and health["rows"] >= len(PHOTOS)
     from imgsearch.cpu import assess, read_cpu_flags  # auto's choice for this CPU, resolved at start-up
 
-    assert health["precision"] in ("fp32", "bf16")
+    assert health["precision"] in ("fp32", "bf16", "int8")
     if not assess(read_cpu_flags()[0]).flags["avx512_bf16"]:
         assert health["precision"] == "fp32"  # never emulated bf16 by accident
     stats = http.get("/api/stats").json()
