@@ -124,21 +124,8 @@ def measure_probe(repeats: int = 5) -> dict:
 
     batch = np.random.default_rng(0).uniform(0, 1, (2, 56, 56, 256)).astype(np.float32)
     nets = {p: net(p) for p in ("fp32", "bf16")}
-    times = {p: [] for p in nets}
-    for model in nets.values():
-        model.predict_on_batch(batch)  # warm-up: graph and kernels
-    for _ in range(repeats):
-        for p, model in nets.items():
-            t = time.perf_counter()
-            model.predict_on_batch(batch)
-            times[p].append(time.perf_counter() - t)
-    fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
-    return {
-        "speedup": round(fp32 / bf16, 3),
-        "fp32_ms": round(1000 * fp32, 1),
-        "bf16_ms": round(1000 * bf16, 1),
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    return _timed_against_fp32({p: (lambda model=model: model.predict_on_batch(batch)) for p, model in nets.items()},
+                               repeats)
 
 
 def measure_int8_probe(repeats: int = 5) -> dict:
@@ -171,19 +158,27 @@ def measure_int8_probe(repeats: int = 5) -> dict:
         quantize_int8(fp32_path, int8_path, batch, input_name="x", fp32_nodes=())
         sessions = {p: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
                     for p, path in (("fp32", fp32_path), ("int8", int8_path))}
-    times = {p: [] for p in sessions}
-    for session in sessions.values():
-        session.run(None, {"x": batch})  # warm-up: packed weights, thread pool
+    runs = {p: (lambda session=session: session.run(None, {"x": batch})) for p, session in sessions.items()}
+    return _timed_against_fp32(runs, repeats)
+
+
+def _timed_against_fp32(runs: dict, repeats: int) -> dict:
+    """Time each of ``runs`` ("fp32" and one other precision: a call each) after one warm-up call (graph, kernels,
+    packed weights), interleaved ``repeats`` times; the other's speed-up over fp32 from the medians."""
+    times = {p: [] for p in runs}
+    for run in runs.values():
+        run()
     for _ in range(repeats):
-        for p, session in sessions.items():
+        for p, run in runs.items():
             t = time.perf_counter()
-            session.run(None, {"x": batch})
+            run()
             times[p].append(time.perf_counter() - t)
-    fp32, int8 = statistics.median(times["fp32"]), statistics.median(times["int8"])
+    (other,) = [p for p in runs if p != "fp32"]
+    fp32, fast = statistics.median(times["fp32"]), statistics.median(times[other])
     return {
-        "speedup": round(fp32 / int8, 3),
+        "speedup": round(fp32 / fast, 3),
         "fp32_ms": round(1000 * fp32, 1),
-        "int8_ms": round(1000 * int8, 1),
+        f"{other}_ms": round(1000 * fast, 1),
         "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
