@@ -62,8 +62,9 @@ class Evidence:
         if self.method == THROUGH_COPIES:
             return "a copy of another copy in this group; too little of it overlaps the original to measure directly"
         if self.method == DENSE:
-            return (f"aligned pixel by pixel, fine structure correlates {self.correlation:.2f}; too few keypoints "
-                    "for a keypoint check")
+            angle = "photographed at an angle, " if self.perspective else ""
+            return (f"{angle}aligned pixel by pixel, fine structure correlates {self.correlation:.2f}; too few "
+                    "keypoints for a keypoint check")
         if self.method == FEATURES:
             reason = "too little texture to check geometry" if self.file_checked else "its file is not readable here"
             return f"near-identical features (cosine {self.similarity:.2f}); {reason}"

@@ -376,6 +376,61 @@ def test_a_picture_photographed_at_an_angle_says_so_and_where_its_corners_are(sa
     assert not _judge(_copy(sample_images["rocket"]), originals["rocket"]).evidence.perspective
 
 
+def test_a_photographed_picture_gets_a_view_warped_back_to_a_rectangle(sample_images):
+    shot, corners = _photographed(sample_images["rocket"])
+    found = views.photographed_outline(_copy(shot))
+    assert found is not None
+    assert np.allclose(found / np.float32(shot.size), corners, atol=0.02), (found, corners)
+    rectified = {v.name: v for v in views.first_views(shot)}["rectified"]
+    w, h = sample_images["rocket"].size
+    # Its sides' mean lengths: the far side is foreshortened, so the shape is near the original's, not exact.
+    assert rectified.image.width / rectified.image.height == pytest.approx(w / h, rel=0.2)
+    # Rectangles are the frame-cut and turned-back views' job: no outline for them, nor for a photo or a page.
+    framed, _ = _framed(sample_images["rocket"], (90, 90, 90))
+    for picture in (framed, framed.rotate(30, expand=True), sample_images["rocket"], _page(sample_images["coffee"])[0]):
+        assert views.photographed_outline(picture) is None
+
+
+def test_a_photographed_low_texture_picture_is_a_copy_by_its_aligned_fine_structure(sample_images, tmp_path):
+    fog = _fog(sample_images["coffee"], 1)
+    other = _fog(sample_images["chelsea"].resize(sample_images["coffee"].size), 2)
+    fog.save(tmp_path / "fog.jpg", quality=92)
+    shot, corners = _photographed(fog)
+    judgement = _judge(_copy(shot), tmp_path / "fog.jpg", similarity=0.8)
+    evidence = judgement.evidence
+    assert judgement.is_copy and evidence.method == "dense" and evidence.perspective, judgement
+    assert np.allclose(evidence.original_corners, corners, atol=0.03)
+    assert evidence.summary.startswith("photographed at an angle, aligned pixel by pixel")
+    # Another foggy picture photographed the same way stays similar.
+    assert not _judge(_copy(_photographed(other)[0]), tmp_path / "fog.jpg", similarity=0.97).is_copy
+
+
+def _night_sky(box: tuple[int, int, int, int]) -> Image.Image:
+    """A telescope picture as galleries hold them: part of the Hubble deep field (scikit-image's), dark towards its
+    edges, 256 px wide."""
+    from skimage import data
+
+    sky = np.asarray(Image.fromarray(data.hubble_deep_field()).crop(box), np.float32)
+    h, w = sky.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    fade = np.clip(1.4 - 1.2 * np.hypot((xx - w / 2) / (w / 2), (yy - h / 2) / (h / 2)), 0, 1)[..., None]
+    picture = Image.fromarray((sky * fade).astype(np.uint8))
+    return picture.resize((256, round(256 * h / w)), Image.Resampling.LANCZOS)
+
+
+def test_a_small_copy_of_a_night_sky_is_compared_whole_at_the_detail_both_have(tmp_path):
+    """A 30% copy of a 256 px telescope picture (77 px): its dark edges are cut as "frame" differently than the
+    original's, so the pictures are aligned whole too, and at the copy's size rather than blown up."""
+    sky = _night_sky((0, 0, 1000, 872))
+    sky.save(tmp_path / "sky.jpg", quality=92)
+    small = sky.resize((sky.width * 3 // 10, sky.height * 3 // 10), Image.Resampling.LANCZOS)
+    judgement = _judge(_copy(small), tmp_path / "sky.jpg", similarity=0.8)
+    assert judgement.is_copy and judgement.evidence.method == "dense", judgement
+    # Another part of the same deep field, as small: other stars, not a copy.
+    other = _night_sky((400, 300, 1000, 823)).resize(small.size, Image.Resampling.LANCZOS)
+    assert not _judge(_copy(other), tmp_path / "sky.jpg", similarity=0.97).is_copy
+
+
 def _fog(img: Image.Image, seed: int) -> Image.Image:
     """A picture with little texture: the photo under thick fog (heavily blurred, washed out)."""
     washed = Image.blend(img.convert("RGB").filter(ImageFilter.GaussianBlur(6)), Image.new("RGB", img.size,

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from .keypoints import THUMB_SIDE
+
 # The band kept: detail between these two blurs (pixels of a THUMB_SIDE picture). JPEG at quality 20 keeps it; a
 # smooth gradient has none.
 FINE_SIGMA = 1.0
@@ -48,14 +50,16 @@ class Alignment:
 MIN_DETAIL = 0.5
 
 
-def fine_structure(grey: np.ndarray) -> np.ndarray:
+def fine_structure(grey: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """The picture less its blur, without a margin where the blur meets the edge (a gradient's edges would
-    otherwise be all the structure two different gradients have, and it would correlate)."""
+    otherwise be all the structure two different gradients have, and it would correlate). ``scale``: the
+    picture's size against a THUMB_SIDE one; the band is the same share of the picture at every size."""
     import cv2
 
     picture = grey.astype(np.float32)
-    fine = cv2.GaussianBlur(picture, (0, 0), FINE_SIGMA) - cv2.GaussianBlur(picture, (0, 0), COARSE_SIGMA)
-    margin = int(3 * COARSE_SIGMA)
+    fine = (cv2.GaussianBlur(picture, (0, 0), FINE_SIGMA * scale)
+            - cv2.GaussianBlur(picture, (0, 0), COARSE_SIGMA * scale))
+    margin = max(1, int(3 * COARSE_SIGMA * scale))
     return fine[margin:-margin, margin:-margin]
 
 
@@ -66,17 +70,43 @@ def _inside_frame(grey: np.ndarray) -> np.ndarray:
     return grey if box is None else grey[box[1] : box[3], box[0] : box[2]]
 
 
-def align(query: np.ndarray, stored: np.ndarray) -> Alignment | None:
+def align(query: np.ndarray, stored: np.ndarray, any_shape: bool = False) -> Alignment | None:
     """How well the fine structure of two grey pictures correlates once aligned, and how far the alignment moved;
-    None when they cannot be the same picture whole (other shapes) or the alignment does not converge."""
+    None when they cannot be the same picture whole (other shapes) or the alignment does not converge.
+    ``any_shape``: the query's shape says nothing of the original's (a photographed picture warped back to a
+    rectangle: its sides' lengths are foreshortened), so it is stretched to the stored picture's.
+
+    The pictures inside uniform frames are tried first, then the pictures whole: a night sky is dark at its edges,
+    so what is cut as "frame" depends on the picture's size (the 30% copy of a 256 px nebula kept 29 x 18 px of
+    it, its original 92 x 62), and only the whole pictures line up."""
+    inside = (_inside_frame(query), _inside_frame(stored))
+    same = inside[0] is query and inside[1] is stored
+    tries = [inside] if same else [inside, (query, stored)]
+    found = None
+    for pair in tries:
+        found = _align_pair(*pair, any_shape) or found
+        if found is not None and found.is_copy:
+            break
+    return found
+
+
+def _align_pair(query: np.ndarray, stored: np.ndarray, any_shape: bool) -> Alignment | None:
     import cv2
 
-    query, stored = _inside_frame(query), _inside_frame(stored)
     (qh, qw), (sh, sw) = query.shape, stored.shape
+    if any_shape and min(qh, qw) >= 64:
+        side = max(qh, qw)  # as many pixels along the longest side, in the stored picture's shape
+        qw, qh = (side, round(side * sh / sw)) if sw >= sh else (round(side * sw / sh), side)
+        query = cv2.resize(query, (qw, qh), interpolation=cv2.INTER_AREA)
     if min(qh, qw, sh, sw) < 64 or abs(qw / qh - sw / sh) > ASPECT_TOLERANCE * (sw / sh):
         return None
-    template = fine_structure(stored)
-    moving = fine_structure(cv2.resize(query, (sw, sh), interpolation=cv2.INTER_AREA))
+    # Compared at the detail both have: a copy downscaled below THUMB_SIDE (a 256 px telescope picture at 30%
+    # is 77 px) blown up to the stored picture's size has no fine structure left to correlate.
+    if qw < sw:
+        stored, (sh, sw) = cv2.resize(stored, (qw, qh), interpolation=cv2.INTER_AREA), (qh, qw)
+    scale = max(sw, sh) / THUMB_SIDE
+    template = fine_structure(stored, scale)
+    moving = fine_structure(cv2.resize(query, (sw, sh), interpolation=cv2.INTER_AREA), scale)
     if template.std() < MIN_DETAIL or moving.std() < MIN_DETAIL:
         return None  # nothing fine at all: a plain colour or a smooth gradient
     warp = np.eye(2, 3, dtype=np.float32)

@@ -53,9 +53,14 @@ def local_features(
     textured = len(points) >= FEW_KEYPOINTS
     if not textured and contrast > LOW_CONTRAST:
         points, descriptors = _sift(grey, max_keypoints, LOW_CONTRAST)
-    small = Image.fromarray(grey)
+    return LocalFeatures(points, descriptors, work.size, full_size or image.size, textured, grey_thumb(grey))
+
+
+def grey_thumb(picture: Image.Image | np.ndarray) -> np.ndarray:
+    """The dense check's picture: grey, longest side THUMB_SIDE at most."""
+    small = Image.fromarray(picture) if isinstance(picture, np.ndarray) else picture.convert("L")
     small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
-    return LocalFeatures(points, descriptors, work.size, full_size or image.size, textured, np.asarray(small))
+    return np.asarray(small)
 
 
 def _sift(grey: np.ndarray, max_keypoints: int, contrast: float) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from imgsearch.verdict import dense
 from imgsearch.verdict.geometry import (Fit, _turn_and_work_scale, is_keystoned, original_outline,
                                         plausible_outline)
-from imgsearch.views import turned_back
+from imgsearch.views import _keystone, _quadrilateral, turned_back
 
 SQUARE = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], dtype=np.float64)
 
@@ -108,3 +108,17 @@ def cv2_inside(quad, point) -> bool:
     import cv2
 
     return cv2.pointPolygonTest(quad.astype(np.float32), (float(point[0]), float(point[1])), False) >= 0
+
+
+def test_a_hull_becomes_four_corners_top_left_first_and_keystone_is_its_worst_angle():
+    trapezoid = np.array([[10, 30], [200, 0], [200, 150], [10, 120]], np.float32)
+    # The hull as OpenCV gives it (any start, counterclockwise), with points along its sides.
+    hull = np.array([[200, 150], [200, 75], [200, 0], [105, 15], [10, 30], [10, 120], [105, 135]], np.int32)
+    quad = _quadrilateral(hull[:, None, :])
+    assert np.allclose(quad, trapezoid)
+    assert _keystone(quad) == pytest.approx(math.degrees(math.atan2(30, 190)), abs=0.1)
+    assert _keystone(np.array([[0, 0], [100, 0], [100, 60], [0, 60]], np.float32)) == pytest.approx(0, abs=1e-3)
+    turned = np.array([[50, 0], [100, 50], [50, 100], [0, 50]], np.float32)  # a square turned 45 degrees
+    assert _keystone(turned) == pytest.approx(0, abs=1e-3)
+    circle = [[100 + 50 * math.cos(a), 100 + 50 * math.sin(a)] for a in np.linspace(0, 2 * math.pi, 40)[:-1]]
+    assert _quadrilateral(np.array(circle, np.int32)[:, None, :]) is None
