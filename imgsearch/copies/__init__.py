@@ -53,10 +53,13 @@ def find_copies(collection: Collection, embedder, verifier: Verifier, pool, imag
 
     Keypoints of every query, then every (query, candidate) check, each spread over the pool's threads: one
     query at a time would leave a core idle between queries (serve batches up to 32 of them)."""
+    # The queries' keypoints (OpenCV, outside the GIL) are found on the pool's threads while this one looks at the
+    # views, runs the model and searches: a one-shot query's 0.1 s of SIFT no longer waits for those.
+    pending = [pool.submit(verifier.query, image.image, (image.width, image.height)) for image in images]
     first = [views.first_views(image.image, embedder.content_box(image.image)) for image in images]
     first_vectors = embed_views(embedder, first, batch_size)
     first_candidates = gather(collection, first, first_vectors, FIRST_CANDIDATES, owner)
-    features = list(pool.map(lambda image: verifier.query(image.image, (image.width, image.height)), images))
+    features = [job.result() for job in pending]
     checked = check_candidates(pool, verifier, features, first_candidates, [{} for _ in images])
     # Second round, only for queries whose first views found no copy.
     again = [n for n in range(len(images)) if not any(c.judgement.is_copy for c in checked[n].values())]
