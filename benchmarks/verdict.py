@@ -140,11 +140,11 @@ def choose_photos(args) -> PhotoSets:
     positives = sorted(rng.choice([p for p in in_gallery if p not in low], size=min(args.originals, len(in_gallery)),
                                   replace=False).tolist())
     negatives = held[args.negatives_from : args.negatives_from + args.negatives]
+    gallery = in_gallery + [d for d in distractors if d not in low_negatives]  # the same whatever half runs
     if args.only == "negatives":
         positives, low = [], []
     elif args.only == "positives":
         negatives, low_negatives = [], []
-    gallery = in_gallery + [d for d in distractors if d not in low_negatives]
     queried = set(positives) | set(low)
     return PhotoSets(gallery, positives, low, negatives, low_negatives, held,
                      [p for p in gallery if p not in queried])
@@ -179,7 +179,10 @@ def main(argv=None):
     suffix = "" if args.precision == "fp32" else f"-{args.precision}"
     cache = VectorCache(common.WORK_DIR / f"vgg16-cache{suffix}.npz", (3, 512))
     embedder = cached_embedder(cache, plain.model)
-    db = work / f"gallery-x{args.scale}{suffix}.db"
+    # One database per gallery: a run of one half (--only) holds other photos than a whole run, and rows of the
+    # other half's gallery left in a shared database would be found as the queries' own originals.
+    digest = hashlib.md5("\n".join(sorted(gallery)).encode()).hexdigest()[:8]
+    db = work / f"gallery-x{args.scale}{suffix}-{digest}.db"
     with Store(str(db)) as store:
         coll = store.collection("images", embedder.config())
         t0 = time.perf_counter()
