@@ -122,10 +122,11 @@ def test_flat_pictures_are_not_frames():
     assert views.uniform_frame_box(Image.new("RGB", (300, 200), (90, 140, 200))) is None
 
 
-def test_more_views_turn_the_query_a_quarter_each_way(sample_images):
+def test_more_views_turn_the_query_a_quarter_each_way_and_upside_down(sample_images):
     img = sample_images["coffee"]
     more = {v.name: v for v in views.more_views(img)}
-    assert set(more) == {"turned-90", "turned-270"}
+    assert set(more) == {"turned-90", "turned-180", "turned-270"}
+    assert more["turned-180"].image.getpixel((img.width - 1, img.height - 1)) == img.getpixel((0, 0))
     assert more["turned-90"].image.size == (img.height, img.width) and more["turned-90"].rotation == 90
     # PIL turns counterclockwise: the query's top-left corner is the 90-degree view's bottom-left.
     assert more["turned-90"].image.getpixel((0, img.width - 1)) == img.getpixel((0, 0))
@@ -516,7 +517,7 @@ def _edits(sample_images):
     astronaut, coffee, rocket = sample_images["astronaut"], sample_images["coffee"], sample_images["rocket"]
     return {
         "turned-90": ("astronaut", astronaut.rotate(90, expand=True)),
-        "turned-180": ("rocket", rocket.rotate(180)),  # no view of its own: the picture view finds it
+        "turned-180": ("rocket", rocket.rotate(180)),  # the picture view finds it (its turned view is for crowds)
         "tilted-10": ("rocket", rocket.rotate(10, expand=True, resample=Image.Resampling.BICUBIC)),
         "half-crop": ("coffee", coffee.crop((0, 0, coffee.width // 2, coffee.height // 2))),
         "grey-window": ("chelsea", _window(sample_images["chelsea"])[0]),
