@@ -123,10 +123,10 @@ def first_views(image: Image.Image, model_box: tuple[int, int, int, int] | None 
         views.append(View("turned-back", upright[1], rotation=upright[0]))
     corners = photographed_outline(image)
     if corners is not None:
-        x0, y0 = corners.min(axis=0)
-        x1, y1 = corners.max(axis=0)
-        views.append(View("rectified", rectified(image, corners), (max(0.0, x0 / w), max(0.0, y0 / h),
-                                                                    min(1.0, x1 / w), min(1.0, y1 / h))))
+        (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+        outline_box = (max(0.0, float(x0) / w), max(0.0, float(y0) / h),
+                       min(1.0, float(x1) / w), min(1.0, float(y1) / h))
+        views.append(View("rectified", rectified(image, corners), outline_box))
     for i, box in enumerate(picture_regions(image)):
         if frame is not None and _overlap(box, frame) > 0.8:
             continue  # the framed picture itself: the frame-cut view shows it already

@@ -63,6 +63,9 @@ CLOSER_SHOWN = 0.5  # the closer look's copies show at most this share of the st
 DENSE_SIMILARITY = 0.65
 
 
+_NOT_LOOKED = object()  # a lazily found value not looked for yet (None is an answer: nothing found)
+
+
 class QueryFeatures:
     """A query's keypoints, and its mirror image's, reflected from them when first needed; or those of one part of
     it (``region``), which tell their evidence in the whole query's terms. A stored file can stand in the query's
@@ -77,7 +80,7 @@ class QueryFeatures:
         self.whole = self  # the whole query, for the keypoints of a part of it
         self._mirrored: LocalFeatures | None = None
         self._regions: dict[tuple, QueryFeatures] = {}
-        self._photographed: tuple | None = None
+        self._photographed: tuple | None | object = _NOT_LOOKED
 
     @classmethod
     def of_image(cls, image: Image.Image, full_size: tuple[int, int]) -> QueryFeatures:
@@ -111,16 +114,16 @@ class QueryFeatures:
     @property
     def photographed(self) -> tuple[np.ndarray, list[list[float]]] | None:
         """For a picture photographed at an angle (``views.photographed_outline``): the picture warped back to a
-        rectangle, as the dense check's grey thumb, and its corners in the query (fractions); else None."""
-        if self._photographed is None:
+        rectangle, as the dense check's grey thumb, and its corners in the query (fractions); else None. Looked
+        for once, when a dense check first asks."""
+        if self._photographed is _NOT_LOOKED:
             corners = photographed_outline(self.image) if self.image is not None else None
-            if corners is None:
-                self._photographed = (None,)
-            else:
+            self._photographed = None
+            if corners is not None:
                 w, h = self.image.size
-                thumb = grey_thumb(rectified(self.image, corners))
-                self._photographed = ((thumb, [[round(float(x) / w, 3), round(float(y) / h, 3)] for x, y in corners]),)
-        return self._photographed[0]
+                placed = [[round(float(x) / w, 3), round(float(y) / h, 3)] for x, y in corners]
+                self._photographed = (grey_thumb(rectified(self.image, corners)), placed)
+        return self._photographed
 
 
 def verify(query: QueryFeatures, stored: LocalFeatures, try_mirrored: bool = True) -> Fit | None:
