@@ -131,3 +131,61 @@ def median(values):
 def spread(values, fmt="{:.1f}") -> str:
     """'median (min-max)'."""
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+class PhaseClock:
+    """The walk's progress callback: when each phase began, and a log line with an ETA every 30 s."""
+
+    def __init__(self):
+        self.started: dict[str, float] = {}
+        self.last_log = 0.0
+
+    def __call__(self, done: int, total: int, phase: str):
+        now = time.perf_counter()
+        if phase not in self.started:
+            self.started[phase] = now
+            self.first_done = done
+        if now - self.last_log > 30 or (done == total and phase != "reading vectors"):
+            elapsed = now - self.started[phase]
+            rate = (done - self.first_done) / elapsed if elapsed > 0 else 0
+            eta = f", ETA {(total - done) / rate:,.0f} s" if rate and done < total else ""
+            log(f"  {phase}: {done:,}/{total:,} ({elapsed:,.0f} s{eta})")
+            self.last_log = now
+
+    def seconds(self, end: float) -> dict[str, float]:
+        marks = sorted(self.started.items(), key=lambda kv: kv[1]) + [("end", end)]
+        return {phase: marks[i + 1][1] - t for i, (phase, t) in enumerate(marks[:-1])}
+
+
+# --- process memory (Linux /proc) ---------------------------------------------------------------------------
+
+
+def status_kib(field: str, pid: int | str = "self") -> int:
+    """A field of /proc/PID/status in KiB (VmRSS: resident now, VmHWM: its peak); 0 when absent."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def reset_peak_rss() -> int:
+    """Reset this process's peak resident memory (Linux: 5 to clear_refs), so that a peak measured afterwards is
+    what follows and not the imports'; returns the resident memory now (KiB)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    return status_kib("VmRSS")
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (a Milvus server is a few processes), from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total / 2**20

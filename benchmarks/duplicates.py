@@ -402,30 +402,6 @@ class PlantedTruthJudge:
         return NOT_A_COPY
 
 
-class PhaseClock:
-    """The walk's progress callback: when each phase began, and a log line with an ETA every 30 s."""
-
-    def __init__(self):
-        self.started: dict[str, float] = {}
-        self.last_log = 0.0
-
-    def __call__(self, done: int, total: int, phase: str):
-        now = time.perf_counter()
-        if phase not in self.started:
-            self.started[phase] = now
-            self.first_done = done
-        if now - self.last_log > 30 or (done == total and phase != "reading vectors"):
-            elapsed = now - self.started[phase]
-            rate = (done - self.first_done) / elapsed if elapsed > 0 else 0
-            eta = f", ETA {(total - done) / rate:,.0f} s" if rate and done < total else ""
-            log(f"  {phase}: {done:,}/{total:,} ({elapsed:,.0f} s{eta})")
-            self.last_log = now
-
-    def seconds(self, end: float) -> dict[str, float]:
-        marks = sorted(self.started.items(), key=lambda kv: kv[1]) + [("end", end)]
-        return {phase: marks[i + 1][1] - t for i, (phase, t) in enumerate(marks[:-1])}
-
-
 REAL_GROUPS = 534  # realistic runs: groups numbered below this are a real dev original and its real copies
 
 
@@ -460,23 +436,6 @@ def measured_recall(work: Path, floor: float, others: int, sample_rows: int = 10
             "recall_seconds": time.perf_counter() - t0, "plan": state["plan"]}
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _reset_peak_rss() -> int:
-    """Reset this process's peak resident memory (Linux: 5 to clear_refs), so the peak measured is the walk's
-    and not the imports' or Milvus Lite's loading; returns the resident memory now (KiB)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-    return _status_kib("VmRSS")
-
-
 def grouping_child(args):
     """Run in a fresh process: the grouping step with the stand-in judge; prints one JSON line."""
     from imgsearch.duplicates import CANDIDATE_FLOOR, NEIGHBOURS, find_copy_pairs
@@ -491,12 +450,12 @@ def grouping_child(args):
     shutil.rmtree(work, ignore_errors=True)
     with Store(args.grouping_child) as store:
         coll = store.collection("images", VGG16Features().config(), create=False)
-        rss0 = _reset_peak_rss()
-        clock = PhaseClock()
+        rss0 = common.reset_peak_rss()  # the walk's peak, not the imports' or Lite's loading
+        clock = common.PhaseClock()
         t0 = time.perf_counter()
         pairs = find_copy_pairs(coll, PlantedTruthJudge(), progress=clock, work_dir=work, keep_work=True)
         end = time.perf_counter()
-    peak = _status_kib("VmHWM")
+    peak = common.status_kib("VmHWM")
     whole, real, other = groups_found(pairs, truth)
     out = {"seconds": end - t0, "phases": clock.seconds(end), "rows": pairs.rows_walked,
            "pairs": pairs.pairs_judged, "groups": len(pairs.groups), "planted": len(truth), "whole": whole,
@@ -507,29 +466,16 @@ def grouping_child(args):
     print(json.dumps(out))
 
 
-def _tree_rss_mib(pid: int) -> float:
-    """Resident memory of a process and its children (a Milvus server is a few processes), from /proc."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            pass
-    return total / 2**20
-
-
 def run_grouping(uri: str, truth_file: Path, nprobe: int | None, server_pid: int | None) -> dict:
     """The grouping child, with the server's resident memory sampled while it runs (its peak reported)."""
     command = [sys.executable, __file__, "--grouping-child", uri, "--truth", str(truth_file)]
     if nprobe:
         command += ["--nprobe", str(nprobe)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    server_peak = _tree_rss_mib(server_pid) if server_pid else 0.0
+    server_peak = common.tree_rss_mib(server_pid) if server_pid else 0.0
     while child.poll() is None:
         if server_pid:
-            server_peak = max(server_peak, _tree_rss_mib(server_pid))
+            server_peak = max(server_peak, common.tree_rss_mib(server_pid))
         time.sleep(2)
     out = child.stdout.read()
     if child.returncode:

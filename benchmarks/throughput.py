@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -218,8 +219,32 @@ def main(argv=None):
 
         profile_rows = profile(embedder, paths, linked, batches, prepared, tmp, bs, keras, tf) if args.profile else None
 
-    # --- report ---------------------------------------------------------------------------------------------
-    print(f"## Indexing throughput: {n} photos, batch size {bs}, {args.repeats} repeats\n")
+    report(Measured(n, bs, args.repeats, load_start, loads, precisions, embedders, timer, model_load, store_open,
+                    profile_rows), tf)
+
+
+@dataclass
+class Measured:
+    """What one run measured, for its report."""
+
+    n: int  # photos
+    bs: int  # batch size
+    repeats: int
+    load_start: str
+    loads: list  # the load average after each repeat
+    precisions: list
+    embedders: dict
+    timer: object  # the run's Timer: wall and CPU seconds, and images, per method
+    model_load: dict  # precision -> seconds
+    store_open: list  # seconds per repeat
+    profile_rows: list | None
+
+
+def report(m: Measured, tf):
+    """The run's markdown: every method's rate against the model alone, the precisions side by side."""
+    n, bs, load_start, loads, precisions, embedders, timer = (m.n, m.bs, m.load_start, m.loads, m.precisions,
+                                                               m.embedders, m.timer)
+    print(f"## Indexing throughput: {n} photos, batch size {bs}, {m.repeats} repeats\n")
     print(f"Date: {time.strftime('%Y-%m-%d')}; load average at start: {load_start}; after each repeat: "
           f"{'; '.join(loads)}")
     print(f"Machine: {common.machine_line()}")
@@ -283,11 +308,11 @@ def main(argv=None):
             ratios.append(f"**CLI marginal {marginal[other] / marginal[base]:.2f}x**")
         print(f"\n{label(other)} / {base} rate, same run: " + ", ".join(ratios))
     print("\nOne-time costs (in this process): model load (weights resolve + build + check) "
-          + ", ".join(f"{p} {t:.1f} s" for p, t in model_load.items())
-          + f"; Store open + collection create {statistics.median(store_open):.2f} s (median).")
-    if profile_rows:
+          + ", ".join(f"{p} {t:.1f} s" for p, t in m.model_load.items())
+          + f"; Store open + collection create {statistics.median(m.store_open):.2f} s (median).")
+    if m.profile_rows:
         print("\n### Where the time goes\n")
-        print(common.table(["step", "measure", "value"], profile_rows, align="llr"))
+        print(common.table(["step", "measure", "value"], m.profile_rows, align="llr"))
     common.footer()
 
 
