@@ -167,6 +167,46 @@ def test_second_process_gets_a_clear_error_quickly(lite_uri, vgg, small_photo_di
     print(f"second process failed after {elapsed:.2f}s")
 
 
+def test_console_script_exits_quickly_and_keeps_what_it_wrote(lite_uri, vgg_weights, small_photo_dir):
+    """`imgsearch` ends with os._exit after the command (no module teardown): what index wrote must be there for
+    the next process, and search's JSON must arrive whole, with the usual exit codes."""
+    weights = ["--weights", str(vgg_weights)]
+    proc = _imgsearch("index", str(small_photo_dir), "--uri", lite_uri, "--json", *weights)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["new"] == 6
+    query = str(small_photo_dir / "coffee.jpg")
+    proc = _imgsearch("search", query, "--uri", lite_uri, "--json", *weights)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    (line,) = out.splitlines()
+    first = json.loads(line)["results"][0]
+    assert first["path"] == query and first["match"] == "copy"
+    with Store(lite_uri) as store:
+        from imgsearch.features import VGG16Features
+
+        assert store.collection("images", VGG16Features().config()).count() == 6
+    proc = _imgsearch("search", query, "--uri", lite_uri, "--collection", "nothing-here")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and err.startswith("Error: no collection 'nothing-here'"), err
+
+
+def test_quick_exit_still_waits_for_threads_and_runs_exit_handlers():
+    script = """if True:
+        import atexit, threading, time
+        from imgsearch.cli.base import exit_quickly
+        atexit.register(lambda: print("exit handler ran", flush=True))
+        threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished", flush=True))).start()
+        print("buffered, not flushed")
+        exit_quickly(%s)
+    """
+    for code, status in (("None", 0), ("1", 1), ("'a message'", 1)):
+        done = subprocess.run([sys.executable, "-c", script % code], capture_output=True, text=True, timeout=60)
+        assert done.returncode == status, done.stderr
+        assert done.stdout.splitlines() == ["buffered, not flushed", "thread finished", "exit handler ran"]
+        assert done.stderr == ("a message\n" if code == "'a message'" else "")
+
+
 def _tree_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 

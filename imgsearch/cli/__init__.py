@@ -4,6 +4,6 @@ Heavy imports (numpy, TensorFlow, pymilvus) stay inside the commands, so `imgsea
 """
 
 from . import bulk, duplicates, gallery, phash_legacy, planning, serve, weights  # noqa: F401  (each registers its commands)
-from .base import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, cli
+from .base import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, cli, main
 
-__all__ = ["cli", "EXIT_OK", "EXIT_PARTIAL", "EXIT_FATAL"]
+__all__ = ["cli", "main", "EXIT_OK", "EXIT_PARTIAL", "EXIT_FATAL"]
