@@ -176,7 +176,9 @@ def main(argv=None):
         log(f"gallery x{args.scale}: {extra} look-alike distractors")
     # Pinned, not auto: the vector cache holds one precision's vectors (fp32's is the historical one).
     plain = VGG16Features(precision=args.precision)
-    suffix = "" if args.precision == "fp32" else f"-{args.precision}"
+    # Another precision's vectors are cached (and indexed) per model file: new quantization settings make new ones.
+    model_id = getattr(getattr(plain.model, "model", None), "sha256", "keras")[:12]
+    suffix = "" if args.precision == "fp32" else f"-{args.precision}-{model_id}"
     cache = VectorCache(common.WORK_DIR / f"vgg16-cache{suffix}.npz", (3, 512))
     embedder = cached_embedder(cache, plain.model)
     # One database per gallery: a run of one half (--only) holds other photos than a whole run, and rows of the
