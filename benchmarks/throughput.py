@@ -1,10 +1,11 @@
 """Indexing throughput: `imgsearch index` end to end against the model alone and against the seed's loop.
 
-    python benchmarks/throughput.py [PHOTOS] [--count 200] [--repeats 3] [--precisions fp32,int8,bf16] [--no-cli]
-                                    [--no-seed] [--profile]
+    python benchmarks/throughput.py [PHOTOS...] [--count 200] [--repeats 3] [--precisions fp32,int8,bf16] [--no-cli]
+                                    [--cli-base N] [--no-seed] [--profile]
     python benchmarks/throughput.py --quick          # 48 photos, 2 repeats: a smoke run
-    python benchmarks/throughput.py --precisions fp32,auto --count 100 --no-seed   # issue 22's acceptance:
-                                                     # default `imgsearch index` against fp32, marginal rates
+    python benchmarks/throughput.py DEV/originals DEV/distractors --precisions fp32,auto --count 400 \
+        --cli-base 100 --no-seed       # issue 22's acceptance: default `imgsearch index` against fp32, the
+                                       # marginal rate between 100 and 400 photos
     python benchmarks/throughput.py --cosine [--sample N]   # fp32 vs int8 and bf16 vectors of every dev photo
 
 Each of model alone, pipeline, index_paths and CLI runs in every precision of --precisions (issues 11 and 22;
@@ -20,7 +21,9 @@ machine hits all alike), on the first COUNT photos of the folder (by name; linke
 - index_paths: the library's indexing on a fresh Milvus Lite database (walk, lookup, embed, upsert), model
   already loaded; opening the store and creating the collection are timed separately;
 - CLI: ``imgsearch index FOLDER --uri NEW.db --json`` in a subprocess, on COUNT photos and on 1 photo, in each
-  precision; the difference is the per-image (marginal) rate without start-up (imports, weights, model, store);
+  precision; the difference is the per-image (marginal) rate without start-up (imports, weights, model, store).
+  With --cli-base N it is taken between N and COUNT photos instead, so that both runs pay the same one-off costs
+  (the model's first full batch among them) and a few tenths of a second of start-up noise weigh less;
 - seed loop: the 2020 code, one image at a time: ``keras.utils.load_img(path, target_size=(224, 224))``,
   ``preprocess_input``, ``model.predict`` (verbose=0) on a batch of one, divided by the L2 norm.
 
@@ -75,11 +78,14 @@ class Timer:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("photos", nargs="?", default=common.DEFAULT_ORIGINALS)
+    parser.add_argument("photos", nargs="*", default=[common.DEFAULT_ORIGINALS],
+                        help="folders of photos; the first COUNT by name are used")
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16, help="batch size of index/embed_sources [16]")
     parser.add_argument("--no-cli", action="store_true", help="skip the CLI subprocess runs")
+    parser.add_argument("--cli-base", type=int, default=1,
+                        help="the CLI's marginal rate is taken between this many photos and COUNT [1]")
     parser.add_argument("--no-seed", action="store_true", help="skip the seed's one-by-one loop")
     parser.add_argument("--profile", action="store_true", help="also break the end-to-end time down")
     parser.add_argument("--quick", action="store_true", help="48 photos, 2 repeats")
@@ -96,14 +102,17 @@ def main(argv=None):
     precisions = args.precisions.split(",")
     if args.cosine:
         others = [p for p in precisions if p != "fp32"]
-        photos = args.photos if args.photos != common.DEFAULT_ORIGINALS else None
+        photos = args.photos[0] if args.photos != [common.DEFAULT_ORIGINALS] else None
         return cosine_check(photos, args.sample, args.batch_size, others)
 
     load_start = common.load_average()
-    paths = common.image_files(args.photos)[: args.count]
+    paths = sorted((p for folder in args.photos for p in common.image_files(folder)), key=os.path.basename)
+    paths = paths[: args.count]
     n = len(paths)
     folder = common.linked_folder(paths, f"throughput-{n}")
     one = common.linked_folder(paths[:1], "throughput-1")
+    cli_base = min(args.cli_base, n - 1)
+    base_folder = common.linked_folder(paths[:cli_base], f"throughput-{cli_base}") if cli_base > 1 else None
     bs = args.batch_size
 
     from imgsearch.features import VGG16Features, load_image
@@ -210,6 +219,8 @@ def main(argv=None):
                     cli(folder, tmp, f"CLI {precision}", n, precision)
                 if not args.no_cli:
                     cli(one, tmp, f"CLI, 1 photo {precision}", 1, precision)
+                if base_folder is not None and not args.no_cli:
+                    cli(base_folder, tmp, f"CLI, {cli_base} photos {precision}", cli_base, precision)
             if seed_model is not None:
                 timer.run("seed loop", n, seed_loop)
             loads.append(common.load_average())
@@ -220,7 +231,7 @@ def main(argv=None):
         profile_rows = profile(embedder, paths, linked, batches, prepared, tmp, bs, keras, tf) if args.profile else None
 
     report(Measured(n, bs, args.repeats, load_start, loads, precisions, embedders, timer, model_load, store_open,
-                    profile_rows), tf)
+                    profile_rows, max(cli_base, 1)), tf)
 
 
 @dataclass
@@ -238,6 +249,7 @@ class Measured:
     model_load: dict  # precision -> seconds
     store_open: list  # seconds per repeat
     profile_rows: list | None
+    cli_base: int  # the CLI's marginal rate is taken between this many photos and n
 
 
 def report(m: Measured, tf):
@@ -268,6 +280,7 @@ def report(m: Measured, tf):
         "index_paths": "library indexing into a fresh Milvus Lite db (model loaded)",
         "CLI": "`imgsearch index --precision P` subprocess, everything included",
         "CLI, 1 photo": "`imgsearch index` on 1 photo: start-up cost",
+        f"CLI, {m.cli_base} photos": f"`imgsearch index` on the first {m.cli_base} photos: the marginal rate's base",
         "seed loop": "seed (fp32): load_img + model.predict per image",
     }
     for name in described:
@@ -289,13 +302,15 @@ def report(m: Measured, tf):
                          f"{statistics.median(rates):.2f} ({min(rates):.2f}-{max(rates):.2f})",
                          f"{statistics.median(rates) / base:.1%}", f"{cpu:.3f}", f"{cpu / base_cpu:.2f}x"])
     for precision in precisions:
-        if f"CLI {precision}" in timer.wall and f"CLI, 1 photo {precision}" in timer.wall:
+        k = m.cli_base
+        base_key = f"CLI, {k} photos {precision}" if k > 1 else f"CLI, 1 photo {precision}"
+        if f"CLI {precision}" in timer.wall and base_key in timer.wall:
             # Per-repeat differences: the CLI's rate once its start-up is paid.
-            diffs = [(n - 1) / (a - b) for a, b in zip(timer.wall[f"CLI {precision}"],
-                                                       timer.wall[f"CLI, 1 photo {precision}"])]
+            diffs = [(n - k) / (a - b) for a, b in zip(timer.wall[f"CLI {precision}"], timer.wall[base_key])]
             rate = statistics.median(diffs)
             marginal[precision] = rate
-            rows.append([label(f"CLI {precision} without start-up"), f"({n} - 1) / (CLI - CLI on 1 photo), per repeat",
+            rows.append([label(f"CLI {precision} without start-up"),
+                         f"({n} - {k}) / (CLI - CLI on {k} photo{'s' if k > 1 else ''}), per repeat",
                          f"{rate:.2f} ({min(diffs):.2f}-{max(diffs):.2f})",
                          f"{rate / timer.rate(f'model alone {precision}'):.1%}", "-", "-"])
     print(common.table(["method", "what", "images/s", "vs model alone (same precision)", "CPU s/img",
