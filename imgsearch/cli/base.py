@@ -79,9 +79,9 @@ def exit_quickly(code):
 
     if code is None:
         code = EXIT_OK
-    elif not isinstance(code, int):  # sys.exit("message"), as Python prints it
+    elif not isinstance(code, int):  # sys.exit("message"): printed, and status 1, as Python does
         print(code, file=sys.stderr)
-        code = EXIT_PARTIAL
+        code = 1
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -90,7 +90,7 @@ def exit_quickly(code):
     shutdown = getattr(threading, "_shutdown", None)  # what Python runs first at exit: joins non-daemon threads
     if shutdown is not None:
         shutdown()
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # CPython's own runner of the atexit handlers (e.g. Milvus Lite's release_all)
     os._exit(code)
 
 
