@@ -53,7 +53,9 @@ def vgg_weights():
 def vgg(vgg_weights):
     from imgsearch.features import VGG16Features
 
-    embedder = VGG16Features(weights=str(vgg_weights))
+    # The precision the CLI would pick (its --precision reads IMGSEARCH_PRECISION), so that a suite run under
+    # IMGSEARCH_PRECISION=fp32, int8 or bf16 compares the CLI's vectors with the library's in that precision.
+    embedder = VGG16Features(weights=str(vgg_weights), precision=os.environ.get("IMGSEARCH_PRECISION", "auto"))
     embedder.model  # load once for the whole session
     return embedder
 
