@@ -63,8 +63,7 @@ def main(argv=None):
     embedders = {"fp32": fp32}
     caches = [cache]
     for name, model in others.items():  # each precision's vectors cached by input, per model file
-        model_id = getattr(getattr(model.model, "model", None), "sha256", "keras")[:12]
-        caches.append(VectorCache(common.WORK_DIR / f"vgg16-cache-{name}-{model_id}.npz", (3, 512)))
+        caches.append(VectorCache(common.WORK_DIR / f"vgg16-cache-{name}-{bench.model_id(model)}.npz", (3, 512)))
         embedders[name] = bench.cached_embedder(caches[-1], model.model)
     results = {}
     for name, embedder in embedders.items():

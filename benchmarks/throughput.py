@@ -34,6 +34,7 @@ threads), steadier than wall time when other work shares the cores. --profile ad
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import shutil
@@ -76,7 +77,7 @@ class Timer:
         return self.n[name] / statistics.median(self.wall[name])
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photos", nargs="*", default=[common.DEFAULT_ORIGINALS],
                         help="folders of photos; the first COUNT by name are used")
@@ -99,6 +100,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.count, args.repeats = min(args.count, 48), 2
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     precisions = args.precisions.split(",")
     if args.cosine:
         others = [p for p in precisions if p != "fp32"]
@@ -115,93 +121,32 @@ def main(argv=None):
     base_folder = common.linked_folder(paths[:cli_base], f"throughput-{cli_base}") if cli_base > 1 else None
     bs = args.batch_size
 
-    from imgsearch.features import VGG16Features, load_image
-    from imgsearch.indexing import index_paths
-    from imgsearch.store import Store
+    from imgsearch.features import load_image
     from imgsearch.weights import import_keras
 
     if args.tf_threads:
-        import_keras()
-        import tensorflow as tf
-
-        intra, inter = (int(x) for x in args.tf_threads.split(","))
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
-    model_load = {}
-    embedders = {}
-    for precision in precisions:
-        t0 = time.perf_counter()
-        embedders[precision] = VGG16Features(precision=precision)
-        embedders[precision].model  # noqa: B018  (load once: excluded from every in-process rate)
-        model_load[precision] = time.perf_counter() - t0
+        set_tf_threads(args.tf_threads)
+    embedders, model_load = load_embedders(precisions)
     embedder = embedders[precisions[0]]
     keras = import_keras()
     import tensorflow as tf
-    from keras.applications.vgg16 import preprocess_input
 
     # Pre-decoded, preprocessed batches for "model alone" (the same arrays the pipeline makes).
     prepared = np.stack([embedder.prepare(load_image(p).image) for p in paths])
     batches = [prepared[i : i + bs] for i in range(0, n, bs)]
     # Paths in the order index_paths visits them (sorted by name, like walk_files).
     linked = sorted(str(folder / os.path.basename(p)) for p in paths)
-    weights_path = str(embedder.weights_info.path)
-    seed_model = None
-    if not args.no_seed:
-        seed_model = keras.applications.VGG16(
-            weights=weights_path, input_shape=(224, 224, 3), pooling="max", include_top=False
-        )
-
-    def model_alone(emb):
-        for b in batches:
-            emb.embed(b)
+    seed_loop = None if args.no_seed else seed_loop_of(keras, str(embedder.weights_info.path), paths)
 
     if args.call_styles:
         call_styles(embedder, batches, n, args.repeats, load_start, tf)
         return
 
-    def pipeline(emb):
-        for _ in emb.embed_sources(paths, batch_size=bs):
-            pass
-
     store_open: list[float] = []
-
-    def run_index_paths(tmp, precision):
-        emb = embedders[precision]
-        t = time.perf_counter()
-        store = Store(os.path.join(tmp, f"idx-{len(store_open)}.db"))
-        coll = store.collection("images", emb.config())
-        store_open.append(time.perf_counter() - t)
-        try:
-            return timer.run(f"index_paths {precision}", n,
-                             lambda: index_paths(coll, emb, [str(folder)], batch_size=bs))
-        finally:
-            store.close()
-
-    def seed_loop():
-        for p in paths:
-            img = keras.utils.load_img(p, target_size=(224, 224))
-            x = np.expand_dims(keras.utils.img_to_array(img), axis=0)
-            feat = seed_model.predict(preprocess_input(x), verbose=0)
-            feat = feat[0] / np.linalg.norm(feat[0])
-
-    exe = shutil.which("imgsearch", path=os.path.dirname(sys.executable)) or shutil.which("imgsearch")
 
     def cli(target: Path, tmp: str, label: str, count: int, precision: str):
         uri = os.path.join(tmp, f"cli-{label}-{len(timer.wall.get(label, []))}.db".replace(" ", "_"))
-        cmd = [exe, "index", str(target), "--uri", uri, "--json", "--batch-size", str(bs), "--precision", precision]
-        t = time.perf_counter()
-        usage0 = os.times()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "IMGSEARCH_URI": uri})
-        wall = time.perf_counter() - t
-        usage1 = os.times()
-        cpu = (usage1.children_user - usage0.children_user) + (usage1.children_system - usage0.children_system)
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        summary = json.loads(proc.stdout.strip().splitlines()[-1])
-        if summary["new"] != count or summary["precision"] != embedders[precision].precision_used:
-            raise SystemExit(f"CLI indexed {summary['new']} images in {summary['precision']}, expected {count} "
-                             f"in {precision}")
-        timer.add(label, count, wall, cpu)
+        timer.add(label, count, *index_cli(target, uri, count, precision, bs, embedders[precision].precision_used))
 
     timer = Timer()
     loads = []
@@ -211,27 +156,106 @@ def main(argv=None):
             emb.embed(batches[0])  # warm-up: graph, allocator, page cache
         for r in range(args.repeats):
             for precision, emb in embedders.items():
-                timer.run(f"model alone {precision}", n, lambda: model_alone(emb))  # noqa: B023
-                timer.run(f"pipeline {precision}", n, lambda: pipeline(emb))  # noqa: B023
-                summary = run_index_paths(tmp, precision)
+                timer.run(f"model alone {precision}", n, lambda: [emb.embed(b) for b in batches])  # noqa: B023
+                timer.run(f"pipeline {precision}", n,
+                          lambda: collections.deque(emb.embed_sources(paths, batch_size=bs), 0))  # noqa: B023
+                summary = index_into_new_db(timer, f"index_paths {precision}", emb, folder, n, bs,
+                                            os.path.join(tmp, f"idx-{len(store_open)}.db"), store_open)
                 assert summary.new == n and not summary.failed, summary
                 if not args.no_cli:
                     cli(folder, tmp, f"CLI {precision}", n, precision)
-                if not args.no_cli:
                     cli(one, tmp, f"CLI, 1 photo {precision}", 1, precision)
-                if base_folder is not None and not args.no_cli:
-                    cli(base_folder, tmp, f"CLI, {cli_base} photos {precision}", cli_base, precision)
-            if seed_model is not None:
+                    if base_folder is not None:
+                        cli(base_folder, tmp, f"CLI, {cli_base} photos {precision}", cli_base, precision)
+            if seed_loop is not None:
                 timer.run("seed loop", n, seed_loop)
             loads.append(common.load_average())
             common.log(f"repeat {r + 1}/{args.repeats}: " + ", ".join(
-                f"{p}: model alone {timer.rate(f'model alone {p}'):.2f}/s, "
-                f"index_paths {timer.rate(f'index_paths {p}'):.2f}/s" for p in precisions) + f"; load {loads[-1]}")
+                f"{p}: model alone {timer.rate(f'model alone {p}'):.2f}/s, index_paths "
+                f"{timer.rate(f'index_paths {p}'):.2f}/s" for p in precisions) + f"; load {loads[-1]}")
 
         profile_rows = profile(embedder, paths, linked, batches, prepared, tmp, bs, keras, tf) if args.profile else None
 
     report(Measured(n, bs, args.repeats, load_start, loads, precisions, embedders, timer, model_load, store_open,
                     profile_rows, max(cli_base, 1)), tf)
+
+
+def set_tf_threads(spec: str):
+    """INTRA,INTER: TensorFlow's thread pools, set before any model loads."""
+    from imgsearch.weights import import_keras
+
+    import_keras()
+    import tensorflow as tf
+
+    intra, inter = (int(x) for x in spec.split(","))
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+
+
+def load_embedders(precisions: list[str]) -> tuple[dict, dict]:
+    """One loaded VGG16Features per precision, and each one's load time (excluded from every in-process rate)."""
+    from imgsearch.features import VGG16Features
+
+    embedders, model_load = {}, {}
+    for precision in precisions:
+        t0 = time.perf_counter()
+        embedders[precision] = VGG16Features(precision=precision)
+        embedders[precision].model  # noqa: B018
+        model_load[precision] = time.perf_counter() - t0
+    return embedders, model_load
+
+
+def seed_loop_of(keras, weights_path: str, paths: list[str]):
+    """The 2020 code's loop over ``paths``, one image per ``predict``, with its model loaded now."""
+    from keras.applications.vgg16 import preprocess_input
+
+    model = keras.applications.VGG16(weights=weights_path, input_shape=(224, 224, 3), pooling="max",
+                                     include_top=False)
+
+    def seed_loop():
+        for p in paths:
+            img = keras.utils.load_img(p, target_size=(224, 224))
+            x = np.expand_dims(keras.utils.img_to_array(img), axis=0)
+            feat = model.predict(preprocess_input(x), verbose=0)
+            feat = feat[0] / np.linalg.norm(feat[0])
+
+    return seed_loop
+
+
+def index_into_new_db(timer, label: str, emb, folder: Path, n: int, bs: int, uri: str, store_open: list):
+    """``index_paths`` of ``folder`` into a new Milvus Lite database, timed under ``label``; opening the store and
+    creating the collection are timed apart (appended to ``store_open``)."""
+    from imgsearch.indexing import index_paths
+    from imgsearch.store import Store
+
+    t = time.perf_counter()
+    store = Store(uri)
+    coll = store.collection("images", emb.config())
+    store_open.append(time.perf_counter() - t)
+    try:
+        return timer.run(label, n, lambda: index_paths(coll, emb, [str(folder)], batch_size=bs))
+    finally:
+        store.close()
+
+
+def index_cli(target: Path, uri: str, count: int, precision: str, bs: int, expected: str) -> tuple[float, float]:
+    """``imgsearch index TARGET`` in a subprocess: (wall, CPU) seconds; exits if it failed, indexed other than
+    ``count`` photos, or ran in another precision than ``expected``."""
+    exe = shutil.which("imgsearch", path=os.path.dirname(sys.executable)) or shutil.which("imgsearch")
+    cmd = [exe, "index", str(target), "--uri", uri, "--json", "--batch-size", str(bs), "--precision", precision]
+    t = time.perf_counter()
+    usage0 = os.times()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "IMGSEARCH_URI": uri})
+    wall = time.perf_counter() - t
+    usage1 = os.times()
+    cpu = (usage1.children_user - usage0.children_user) + (usage1.children_system - usage0.children_system)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    if summary["new"] != count or summary["precision"] != expected:
+        raise SystemExit(f"CLI indexed {summary['new']} images in {summary['precision']}, expected {count} "
+                         f"in {precision}")
+    return wall, cpu
 
 
 @dataclass

@@ -47,6 +47,11 @@ EDITS_VERSION = 1
 HOLDOUT = 0.35
 
 
+def model_id(embedder) -> str:
+    """What names a precision's vector cache: the model file's sha256 (12 hex digits), or "keras" for bf16."""
+    return getattr(getattr(embedder.model, "model", None), "sha256", "keras")[:12]
+
+
 def cached_embedder(cache, model):
     cls = make_cached_vgg16_class()
 
@@ -177,8 +182,7 @@ def main(argv=None):
     # Pinned, not auto: the vector cache holds one precision's vectors (fp32's is the historical one).
     plain = VGG16Features(precision=args.precision)
     # Another precision's vectors are cached (and indexed) per model file: new quantization settings make new ones.
-    model_id = getattr(getattr(plain.model, "model", None), "sha256", "keras")[:12]
-    suffix = "" if args.precision == "fp32" else f"-{args.precision}-{model_id}"
+    suffix = "" if args.precision == "fp32" else f"-{args.precision}-{model_id(plain)}"
     cache = VectorCache(common.WORK_DIR / f"vgg16-cache{suffix}.npz", (3, 512))
     embedder = cached_embedder(cache, plain.model)
     # One database per gallery: a run of one half (--only) holds other photos than a whole run, and rows of the
