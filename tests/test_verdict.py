@@ -605,3 +605,20 @@ def test_cli_json_and_table_show_the_verdict(milvus, vgg_weights, gallery, sampl
     assert all("match" not in h for h in json.loads(plain.stdout)["results"])
     only = run_cli("search", copy, "--copies-only", "--json", *base, weights=vgg_weights)
     assert [h["match"] for h in json.loads(only.stdout)["results"]] == ["copy"]
+
+
+def test_a_dark_picture_cut_out_with_a_rim_gets_a_view_without_it(sample_images):
+    """A frame cut (or a page's photo, or a print warped back) keeps a pixel line of what was around it; on a dark
+    picture that stops the model's black-border cut, so the view is shaved of it too."""
+    from imgsearch.features import black_border_box
+
+    sky = _night_sky((100, 100, 600, 600))
+    rimmed = ImageOps.expand(sky, border=2, fill=(200, 200, 200))
+    view = views.View("frame-cut", rimmed, (0.1, 0.1, 0.9, 0.9))
+    assert black_border_box(rimmed) is None  # the rim hides the sky's black edges from the model
+    shaved = views.rimless_views(view)
+    assert [v.name for v in shaved][:1] == ["frame-cut-rimless-1"]
+    assert all(v.box == view.box and black_border_box(v.image) is not None for v in shaved)
+    # A photo without black edges under the rim has nothing to uncover: no more views, no more model passes.
+    daylight = ImageOps.expand(sample_images["coffee"], border=2, fill=(200, 200, 200))
+    assert views.rimless_views(views.View("frame-cut", daylight, (0.1, 0.1, 0.9, 0.9))) == []
