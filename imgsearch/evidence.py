@@ -6,7 +6,9 @@ Three kinds (``method``):
 - ``geometry``: keypoints of the two pictures agree on one transform (a similarity, or a perspective warp for a
   picture photographed at an angle); every geometric field is set;
 - ``dense``: too few keypoints to fit a transform (fog, a sky, a night shot), but the two pictures aligned pixel
-  by pixel correlate in their fine structure (``correlation``), which two different skies do not;
+  by pixel correlate in their fine structure (``correlation``), which two different skies do not; when a few
+  keypoints placed the copy (turned, cropped) and the fine structure confirmed the placing, the geometric fields
+  say where, as for ``geometry``;
 - ``features``: too little texture to check (or the stored file is not readable here), so a strict cosine
   decided; ``file_checked`` says which;
 - ``through-copies``: in a duplicates group, a copy of another copy whose overlap with the original is too small
@@ -61,6 +63,9 @@ class Evidence:
         """One sentence: what was done to the original to make this copy."""
         if self.method == THROUGH_COPIES:
             return "a copy of another copy in this group; too little of it overlaps the original to measure directly"
+        if self.method == DENSE and self.inliers is not None:
+            return (f"{self._edits()}; {self.inliers} matching keypoints place it and its fine structure there "
+                    f"correlates {self.correlation:.2f}")
         if self.method == DENSE:
             angle = "photographed at an angle, " if self.perspective else ""
             return (f"{angle}aligned pixel by pixel, fine structure correlates {self.correlation:.2f}; too few "
@@ -68,6 +73,10 @@ class Evidence:
         if self.method == FEATURES:
             reason = "too little texture to check geometry" if self.file_checked else "its file is not readable here"
             return f"near-identical features (cosine {self.similarity:.2f}); {reason}"
+        return f"{self._edits()}; {self.inliers} matching keypoints agree"
+
+    def _edits(self) -> str:
+        """What the fit says was done to the original: turned, scaled, cropped, framed, mirrored, photographed."""
         parts = []
         if self.perspective:
             parts.append("photographed at an angle")
@@ -84,13 +93,12 @@ class Evidence:
             parts.append(f"shows {self.original_shown:.0%} of the original (x {x0:.2f}-{x1:.2f}, y {y0:.2f}-{y1:.2f})")
         if self.copy_covered < 0.95:
             parts.append(f"the original fills {self.copy_covered:.0%} of it (framed or inside a larger picture)")
-        summary = ", ".join(parts) or "the whole picture, same size and orientation"
-        return f"{summary}; {self.inliers} matching keypoints agree"
+        return ", ".join(parts) or "the whole picture, same size and orientation"
 
     def in_whole_query(self, box: Box) -> Evidence:
         """Evidence found with one part of the query (``box``), told in the whole query's terms: where the original
         sits in it, and how much of it the original covers."""
-        if box == WHOLE or not self.is_geometric:
+        if box == WHOLE or self.original_in_copy is None:
             return self
         x0, y0, x1, y1 = box
         px0, py0, px1, py1 = self.original_in_copy

@@ -607,6 +607,51 @@ def test_cli_json_and_table_show_the_verdict(milvus, vgg_weights, gallery, sampl
     assert [h["match"] for h in json.loads(only.stdout)["results"]] == ["copy"]
 
 
+def _faint_object(centre: tuple[int, int]) -> Image.Image:
+    """A telescope picture of one small, faint object: a galaxy of the Hubble deep field (scikit-image's), blurred,
+    alone on black, 256 px. Like a planetary nebula's picture it has under a dozen keypoints even at the low
+    contrast threshold: too few for a fit alone."""
+    from skimage import data
+
+    x, y = centre
+    patch = np.asarray(data.hubble_deep_field(), np.float32)[y - 150 : y + 150, x - 150 : x + 150]
+    yy, xx = np.mgrid[0:300, 0:300]
+    fade = np.clip((0.25 - np.hypot(xx - 150, yy - 150) / 150) / 0.1, 0, 1)[..., None]
+    picture = Image.fromarray((patch * fade).astype(np.uint8)).resize((256, 256), Image.Resampling.LANCZOS)
+    return picture.filter(ImageFilter.GaussianBlur(3))
+
+
+def test_a_faint_object_turned_a_quarter_is_placed_by_its_few_keypoints_and_its_fine_structure(tmp_path):
+    faint = _faint_object((300, 300))
+    faint.save(tmp_path / "faint.jpg", quality=92)
+    stored = verdict.Verifier().stored(str(tmp_path / "faint.jpg"))
+    assert not stored.textured and len(stored.points) < verdict.MIN_INLIERS
+    judgement = _judge(_copy(faint.rotate(90, expand=True)), tmp_path / "faint.jpg", similarity=0.8)
+    evidence = judgement.evidence
+    assert judgement.is_copy and evidence.method == "dense", judgement
+    assert evidence.inliers < verdict.MIN_INLIERS and evidence.turned == pytest.approx(90, abs=2)
+    assert evidence.correlation >= 0.85 and evidence.summary.startswith("turned")
+    # Other faint objects, as they are or turned the same way, stay similar however close their vectors.
+    for centre in ((600, 500), (700, 300), (200, 600), (500, 200)):
+        other = _faint_object(centre)
+        for angle in (0, 90):
+            assert not _judge(_copy(other.rotate(angle, expand=True)), tmp_path / "faint.jpg", similarity=0.97).is_copy
+
+
+def test_a_placing_is_confirmed_only_where_the_fine_structure_lines_up():
+    from imgsearch.verdict import dense
+
+    sky = np.asarray(_night_sky((0, 0, 1000, 872)).convert("L"))
+    same = dense.align_placed(sky, sky, np.eye(3))
+    assert same.correlation > 0.99 and same.warp < dense.SEED_MAX_WARP
+    # Placed a fifth of the picture off, the stars do not line up, and ECC may not wander that far to make them.
+    shifted = np.array([[1.0, 0, 0.2 * sky.shape[1]], [0, 1.0, 0], [0, 0, 1]])
+    off = dense.align_placed(sky, sky, shifted)
+    assert off is None or not (off.correlation >= dense.MIN_CORRELATION and off.warp <= dense.SEED_MAX_WARP)
+    # A placing that leaves too little of the stored picture covered says nothing.
+    assert dense.align_placed(sky, sky, np.diag([0.2, 0.2, 1.0])) is None
+
+
 def test_a_dark_picture_cut_out_with_a_rim_gets_a_view_without_it(sample_images):
     """A frame cut (or a page's photo, or a print warped back) keeps a pixel line of what was around it; on a dark
     picture that stops the model's black-border cut, so the view is shaved of it too."""

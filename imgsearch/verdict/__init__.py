@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -159,6 +159,9 @@ def dense_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: flo
     """A copy by the dense check, plain or mirrored, when one of the two pictures has little texture."""
     if similarity < DENSE_SIMILARITY or query.plain.thumb is None or stored.thumb is None:
         return None
+    placed = placed_judgement(query, stored, similarity, try_mirrored)
+    if placed is not None:
+        return placed
     tries = [(query.plain.thumb, False)] + ([(query.mirrored.thumb, True)] if try_mirrored else [])
     for thumb, mirrored in tries:
         found = dense.align(thumb, stored.thumb)
@@ -173,6 +176,32 @@ def dense_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: flo
             return Judgement(COPY, Evidence(DENSE, perspective=True, original_corners=corners,
                                             correlation=round(found.correlation, 3), similarity=round(similarity, 4)))
     return None
+
+
+def placed_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: float,
+                     try_mirrored: bool) -> Judgement | None:
+    """A copy placed by a few keypoints (too few for a fit alone: ``dense.SEED_MIN_INLIERS`` or more, nearly all
+    the matches) whose fine structure correlates where they place it: the evidence tells the fit's turn, scale and
+    placing, and the correlation that confirmed it."""
+    sides = [query.plain] + ([query.mirrored] if try_mirrored else [])
+    for side in sides:
+        fit = geometry.fit_transform(side, stored, mirrored=side is not query.plain)
+        if (fit is None or fit.inliers < dense.SEED_MIN_INLIERS or fit.inliers < dense.SEED_INLIER_SHARE * fit.matches
+                or not geometry.plausible_scale(fit)):
+            continue
+        found = dense.align_placed(side.thumb, stored.thumb, _in_thumbs(fit.matrix, side, stored))
+        if found is not None and found.correlation >= dense.MIN_CORRELATION and found.warp <= dense.SEED_MAX_WARP:
+            placed = replace(evidence(fit, side, stored, similarity), method=DENSE,
+                             correlation=round(found.correlation, 3))
+            return Judgement(COPY, placed.in_whole_query(query.box))
+    return None
+
+
+def _in_thumbs(matrix: np.ndarray, query: LocalFeatures, stored: LocalFeatures) -> np.ndarray:
+    """A fit's matrix (work pixels) in the two pictures' dense-check thumbs' pixels."""
+    to_query = query.thumb.shape[1] / query.size[0]
+    to_stored = stored.thumb.shape[1] / stored.size[0]
+    return np.diag([to_stored, to_stored, 1.0]) @ matrix @ np.diag([1 / to_query, 1 / to_query, 1.0])
 
 
 class Verifier:

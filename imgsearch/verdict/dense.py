@@ -117,3 +117,50 @@ def _align_pair(query: np.ndarray, stored: np.ndarray, any_shape: bool) -> Align
         return None  # did not converge
     moved = max(float(np.abs(warp[:, :2] - np.eye(2)).max()), abs(float(warp[0, 2])) / sw, abs(float(warp[1, 2])) / sh)
     return Alignment(float(found), moved)
+
+
+# Keypoints can place a low-texture copy that a dense alignment from "the same place" cannot reach (turned a
+# quarter, cropped tight, mirrored): a telescope picture's compact nebula has 12-15 keypoints, and its copies' fits
+# agree 5-8 of 5-8 matches, under the 12 a fit needs alone. Such a fit, all its matches or nearly, places the copy
+# on the stored picture, and the fine structure there must then correlate as a copy's does (MIN_CORRELATION) once
+# ECC has refined the placing by a little (SEED_MAX_WARP). The overlap must be a real share of both pictures.
+SEED_MIN_INLIERS = 5
+SEED_INLIER_SHARE = 0.8
+SEED_MIN_OVERLAP = 0.12
+SEED_MAX_WARP = 0.05
+
+
+def align_placed(query: np.ndarray, stored: np.ndarray, matrix: np.ndarray) -> Alignment | None:
+    """How well the fine structure of two grey pictures correlates where ``matrix`` (3x3, query pixels -> stored
+    pixels, a similarity or a perspective warp) places the query on the stored picture, after ECC refines the
+    placing; None when the overlap is too small or there is no fine structure to compare."""
+    import cv2
+
+    sh, sw = stored.shape
+    scale = max(sw, sh) / THUMB_SIDE
+    placed = cv2.warpPerspective(query.astype(np.float32), matrix, (sw, sh), flags=cv2.INTER_AREA,
+                                 borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpPerspective(np.ones_like(query, np.uint8), matrix, (sw, sh), flags=cv2.INTER_NEAREST)
+    margin = max(1, int(3 * COARSE_SIGMA * scale))
+    inside = cv2.erode(inside, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    if inside.mean() < SEED_MIN_OVERLAP:
+        return None
+    template = _band(stored.astype(np.float32), scale)
+    moving = _band(placed, scale)
+    if template[inside > 0].std() < MIN_DETAIL or moving[inside > 0].std() < MIN_DETAIL:
+        return None
+    warp = np.eye(2, 3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, ITERATIONS, 1e-5)
+    try:
+        found, warp = cv2.findTransformECC(template, moving, warp, cv2.MOTION_AFFINE, criteria, inside, 1)
+    except cv2.error:
+        return None
+    moved = max(float(np.abs(warp[:, :2] - np.eye(2)).max()), abs(float(warp[0, 2])) / sw, abs(float(warp[1, 2])) / sh)
+    return Alignment(float(found), moved)
+
+
+def _band(grey: np.ndarray, scale: float) -> np.ndarray:
+    """The fine structure (as ``fine_structure``) with the picture's own size kept: a mask says what counts."""
+    import cv2
+
+    return cv2.GaussianBlur(grey, (0, 0), FINE_SIGMA * scale) - cv2.GaussianBlur(grey, (0, 0), COARSE_SIGMA * scale)

@@ -123,12 +123,18 @@ def is_convincing(fit: Fit | None, query: LocalFeatures, stored: LocalFeatures) 
         outline = original_outline(fit.matrix, stored.size)
         if not plausible_outline(outline) or scene_continues(outline, query):
             return False
+    if not plausible_scale(fit):
+        return False
+    return max(_spread(fit.query_points, query.size), _spread(fit.stored_points, stored.size)) >= MIN_SPREAD
+
+
+def plausible_scale(fit: Fit) -> bool:
+    """Whether the fit's scale is one a copy can have (SCALE_RANGE), not a degenerate fit's."""
+    if fit.perspective:
         scale = math.sqrt(abs(np.linalg.det(fit.matrix[:2, :2])))
     else:
         scale = math.hypot(fit.matrix[0, 0], fit.matrix[1, 0])
-    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
-        return False
-    return max(_spread(fit.query_points, query.size), _spread(fit.stored_points, stored.size)) >= MIN_SPREAD
+    return SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]
 
 
 def _corners(size: tuple[int, int]) -> np.ndarray:
