@@ -109,12 +109,22 @@ def _align_pair(query: np.ndarray, stored: np.ndarray, any_shape: bool) -> Align
     moving = fine_structure(cv2.resize(query, (sw, sh), interpolation=cv2.INTER_AREA), scale)
     if template.std() < MIN_DETAIL or moving.std() < MIN_DETAIL:
         return None  # nothing fine at all: a plain colour or a smooth gradient
+    return _ecc(template, moving, (sw, sh))
+
+
+def _ecc(template: np.ndarray, moving: np.ndarray, size: tuple[int, int],
+         mask: np.ndarray | None = None) -> Alignment | None:
+    """ECC's affine alignment of ``moving`` onto ``template`` (same shape) from "the same place": its correlation
+    and how far it moved (a shift as a share of ``size``, the picture's); None when it does not converge."""
+    import cv2
+
     warp = np.eye(2, 3, dtype=np.float32)
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, ITERATIONS, 1e-5)
     try:
-        found, warp = cv2.findTransformECC(template, moving, warp, cv2.MOTION_AFFINE, criteria, None, 1)
+        found, warp = cv2.findTransformECC(template, moving, warp, cv2.MOTION_AFFINE, criteria, mask, 1)
     except cv2.error:
         return None  # did not converge
+    sw, sh = size
     moved = max(float(np.abs(warp[:, :2] - np.eye(2)).max()), abs(float(warp[0, 2])) / sw, abs(float(warp[1, 2])) / sh)
     return Alignment(float(found), moved)
 
@@ -149,14 +159,7 @@ def align_placed(query: np.ndarray, stored: np.ndarray, matrix: np.ndarray) -> A
     moving = _band(placed, scale)
     if template[inside > 0].std() < MIN_DETAIL or moving[inside > 0].std() < MIN_DETAIL:
         return None
-    warp = np.eye(2, 3, dtype=np.float32)
-    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, ITERATIONS, 1e-5)
-    try:
-        found, warp = cv2.findTransformECC(template, moving, warp, cv2.MOTION_AFFINE, criteria, inside, 1)
-    except cv2.error:
-        return None
-    moved = max(float(np.abs(warp[:, :2] - np.eye(2)).max()), abs(float(warp[0, 2])) / sw, abs(float(warp[1, 2])) / sh)
-    return Alignment(float(found), moved)
+    return _ecc(template, moving, (sw, sh), inside)
 
 
 def _band(grey: np.ndarray, scale: float) -> np.ndarray:
