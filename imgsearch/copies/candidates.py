@@ -62,16 +62,31 @@ def gather(collection: Collection, views_per_query: list[list], vectors_per_quer
            owner: str | None, floor: float = -1.0) -> list[dict[str, Candidate]]:
     """For each query, {stored id: Candidate} over the nearest ``limit`` images of each of its views
     (PART_CANDIDATES of a view of a part) at or above ``floor``, with the views that found each."""
+    return choose(views_per_query, nearest(collection, vectors_per_query, limit, owner), limit, floor)
+
+
+def nearest(collection: Collection, vectors_per_query: list, limit: int, owner: str | None) -> list[list]:
+    """For each query, the nearest stored images of each of its views (enough for ``limit`` and for a part's)."""
     flat = [vector for vectors in vectors_per_query for vector in vectors]
     hits = collection.search(flat, top_k=max(limit, PART_CANDIDATES), owner=owner) if flat else []
     out, position = [], 0
-    for query_views in views_per_query:
+    for vectors in vectors_per_query:
+        out.append(hits[position : position + len(vectors)])
+        position += len(vectors)
+    return out
+
+
+def choose(views_per_query: list[list], hits_per_query: list[list], limit: int,
+           floor: float = -1.0) -> list[dict[str, Candidate]]:
+    """For each query, {stored id: Candidate} over its views' first ``limit`` hits (PART_CANDIDATES for a view of
+    a part) at or above ``floor``."""
+    out = []
+    for query_views, view_hits in zip(views_per_query, hits_per_query):
         candidates: dict[str, Candidate] = {}
-        for view, view_hits in zip(query_views, hits[position : position + len(query_views)]):
-            for hit in view_hits[: PART_CANDIDATES if view.part else limit]:
+        for view, hits in zip(query_views, view_hits):
+            for hit in hits[: PART_CANDIDATES if view.part else limit]:
                 if hit.similarity < floor:
                     break  # best first
                 candidates.setdefault(hit.id, Candidate(hit, hit.similarity, view.name)).seen(hit, view)
-        position += len(query_views)
         out.append(candidates)
     return out
