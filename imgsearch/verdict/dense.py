@@ -133,7 +133,8 @@ def _ecc(template: np.ndarray, moving: np.ndarray, size: tuple[int, int],
 # quarter, cropped tight, mirrored): a telescope picture's compact nebula has 12-15 keypoints, and its copies' fits
 # agree 5-8 of 5-8 matches, under the 12 a fit needs alone. Such a fit, all its matches or nearly, places the copy
 # on the stored picture, and the fine structure there must then correlate as a copy's does (MIN_CORRELATION) once
-# ECC has refined the placing by a little (SEED_MAX_WARP). The overlap must be a real share of both pictures.
+# ECC has refined the placing by a little (SEED_MAX_WARP), over a real share of the stored picture
+# (SEED_MIN_OVERLAP: a 45% crop covers 20% of it).
 SEED_MIN_INLIERS = 5
 SEED_INLIER_SHARE = 0.8
 SEED_MIN_OVERLAP = 0.12
