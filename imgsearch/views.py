@@ -9,6 +9,8 @@ A copy may be the original turned, framed, cropped, or pasted into a page. Store
 - also in the first round, a picture turned by any angle on a plain background (the corners a rotation leaves)
   turned back upright (``turned_back``), and a picture photographed at an angle (a print on a table: a keystoned
   outline) warped back to a rectangle (``photographed_outline``, ``rectified``);
+- and each of those parts of the query shaved of a thin rim, where the rim hid a dark picture's black edges from
+  the model's own cut (``rimless_views``);
 - more, only when the first round verified no copy: the picture turned a quarter left, a quarter right and upside
   down (and the turned-back picture a quarter each way, as it may be a quarter off).
   A copy turned by 180 degrees keeps its edges' orientations (a line at angle a is at a + 180), so its max-pooled
@@ -21,6 +23,7 @@ query's own terms.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +53,7 @@ TURNED_BACK_ROTATIONS = (90, 270)  # the turned-back picture comes back within 4
 TURNED_FILL = 0.9
 TURNED_MIN_AREA = 0.25
 TURNED_MIN_ANGLE = 3.0
+PixelBox = tuple[int, int, int, int]  # (left, top, right, bottom) in pixels
 WHOLE = (0.0, 0.0, 1.0, 1.0)  # a box (left, top, right, bottom, as fractions) that is all of the query
 
 # A picture photographed at an angle (a print on a table, a screen): its outline is a convex quadrilateral that
@@ -111,11 +115,12 @@ class View:
         return self.box != WHOLE
 
 
-def first_views(image: Image.Image, model_box: tuple[int, int, int, int] | None = None) -> list[View]:
+def first_views(image: Image.Image, model_cut: Callable[[Image.Image], PixelBox | None] | None = None) -> list[View]:
     """The picture, plus the picture without its uniform frame when it has one, plus each picture inside it.
 
-    ``model_box``: the part of the picture the model itself looks at, when it cuts something away (VGG16 cuts
-    black borders): a frame it cuts already needs no view of its own, the picture view is that view.
+    ``model_cut``: the part of a picture the model itself looks at, when it cuts something away (VGG16 cuts
+    black borders; ``Embedder.content_box``): a frame it cuts already needs no view of its own, the picture view
+    is that view; and a dark part's rim that stops the cut is shaved (``rimless_views``).
 
     The pictures inside (a page's photos, a collage's tiles) are looked at in this round, not the next: a photo
     that fills the query has none (none of 534 dev photos had one), so they cost a model pass only to queries
@@ -123,6 +128,7 @@ def first_views(image: Image.Image, model_box: tuple[int, int, int, int] | None 
     """
     w, h = image.size
     views = [View("picture", image)]
+    model_box = model_cut(image) if model_cut is not None else None
     frame = uniform_frame_box(image)
     if frame is not None and not _same_box(frame, model_box, image.size):
         views.append(View("frame-cut", image.crop(frame), (frame[0] / w, frame[1] / h, frame[2] / w, frame[3] / h)))
@@ -140,22 +146,22 @@ def first_views(image: Image.Image, model_box: tuple[int, int, int, int] | None 
             continue  # the framed picture itself: the frame-cut view shows it already
         views.append(View(f"region-{i + 1}", image.crop(box), (box[0] / w, box[1] / h, box[2] / w, box[3] / h),
                           region=True))
-    return views + [rimless for view in views[1:] for rimless in rimless_views(view)]
+    if model_cut is None:
+        return views
+    return views + [rimless for view in views[1:] for rimless in rimless_views(view, model_cut)]
 
 
-def rimless_views(view: View) -> list[View]:
-    """The view shaved of a thin rim (RIM_SHAVES), for each shave that uncovers a black border other than the
-    view's own (compared in the view's pixels)."""
-    from .features import black_border_box
-
+def rimless_views(view: View, model_cut: Callable[[Image.Image], PixelBox | None]) -> list[View]:
+    """The view shaved of a thin rim (RIM_SHAVES), for each shave that uncovers a part for the model to cut
+    (``model_cut``: its black border) other than the view's own (compared in the view's pixels)."""
     w, h = view.image.size
-    cuts, found = [black_border_box(view.image)], []
+    cuts, found = [model_cut(view.image)], []
     for share in RIM_SHAVES:
         rim = round(share * max(w, h))
         if min(w, h) - 2 * rim < 16:
             break
         shaved = view.image.crop((rim, rim, w - rim, h - rim))
-        cut = black_border_box(shaved)
+        cut = model_cut(shaved)
         if cut is None:
             continue
         cut = (cut[0] + rim, cut[1] + rim, cut[2] + rim, cut[3] + rim)

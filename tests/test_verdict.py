@@ -100,9 +100,9 @@ def test_a_frame_the_model_cuts_itself_gets_no_view_of_its_own(sample_images, co
     from imgsearch.features import VGG16Features
 
     framed, _ = _framed(sample_images["astronaut"], colour)
-    model_box = VGG16Features().content_box(_copy(framed))  # no model is built to tell
-    assert (model_box is not None) == (colour == (0, 0, 0))
-    names = [v.name for v in views.first_views(_copy(framed), model_box)]
+    model_cut = VGG16Features().content_box  # no model is built to tell
+    assert (model_cut(_copy(framed)) is not None) == (colour == (0, 0, 0))
+    names = [v.name for v in views.first_views(_copy(framed), model_cut)]
     assert names == (["picture"] if colour == (0, 0, 0) else ["picture", "frame-cut"])
 
 
@@ -655,15 +655,20 @@ def test_a_placing_is_confirmed_only_where_the_fine_structure_lines_up():
 def test_a_dark_picture_cut_out_with_a_rim_gets_a_view_without_it(sample_images):
     """A frame cut (or a page's photo, or a print warped back) keeps a pixel line of what was around it; on a dark
     picture that stops the model's black-border cut, so the view is shaved of it too."""
-    from imgsearch.features import black_border_box
+    from imgsearch.features import VGG16Features
 
+    model_cut = VGG16Features().content_box  # black borders, as the model cuts them; no model is built
     sky = _night_sky((100, 100, 600, 600))
     rimmed = ImageOps.expand(sky, border=2, fill=(200, 200, 200))
     view = views.View("frame-cut", rimmed, (0.1, 0.1, 0.9, 0.9))
-    assert black_border_box(rimmed) is None  # the rim hides the sky's black edges from the model
-    shaved = views.rimless_views(view)
+    assert model_cut(rimmed) is None  # the rim hides the sky's black edges from the model
+    shaved = views.rimless_views(view, model_cut)
     assert [v.name for v in shaved][:1] == ["frame-cut-rimless-1"]
-    assert all(v.box == view.box and black_border_box(v.image) is not None for v in shaved)
+    assert all(v.box == view.box and model_cut(v.image) is not None for v in shaved)
     # A photo without black edges under the rim has nothing to uncover: no more views, no more model passes.
     daylight = ImageOps.expand(sample_images["coffee"], border=2, fill=(200, 200, 200))
-    assert views.rimless_views(views.View("frame-cut", daylight, (0.1, 0.1, 0.9, 0.9))) == []
+    assert views.rimless_views(views.View("frame-cut", daylight, (0.1, 0.1, 0.9, 0.9)), model_cut) == []
+    # In the query's first views: the framed sky's part, shaved; a model that cuts nothing needs no shave.
+    framed, _ = _framed(ImageOps.expand(sky, border=3, fill=(120, 120, 120)), (250, 250, 250))
+    assert any(v.name.startswith("frame-cut-rimless") for v in views.first_views(framed, model_cut))
+    assert not any("rimless" in v.name for v in views.first_views(framed, lambda image: None))

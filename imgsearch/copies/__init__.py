@@ -56,7 +56,7 @@ def find_copies(collection: Collection, embedder, verifier: Verifier, pool, imag
     # The queries' keypoints (OpenCV, outside the GIL) are found on the pool's threads while this one looks at the
     # views, runs the model and searches: a one-shot query's 0.1 s of SIFT no longer waits for those.
     pending = [pool.submit(verifier.query, image.image, (image.width, image.height)) for image in images]
-    first = [views.first_views(image.image, embedder.content_box(image.image)) for image in images]
+    first = [views.first_views(image.image, embedder.content_box) for image in images]
     first_vectors = embed_views(embedder, first, batch_size)
     first_candidates = gather(collection, first, first_vectors, FIRST_CANDIDATES, owner)
     features = [job.result() for job in pending]
