@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -122,11 +123,22 @@ def test_metrics_are_prometheus_text_with_requests_queue_batches_and_model_passe
     assert float(passes.split()[-1]) >= 1
 
 
+def _access_lines_until(server, path: str, seconds: float = 10.0) -> tuple[list[dict], list[dict]]:
+    """The log's JSON lines and its access lines, once one for ``path`` is there: a request's line is written when
+    the request ends, after its answer has reached the client (a bounded wait, not a timing)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+        access = [line for line in lines if line["logger"] == "imgsearch.access"]
+        if any(line["path"] == path for line in access) or time.monotonic() > deadline:
+            return lines, access
+        time.sleep(0.05)
+
+
 def test_every_request_has_a_json_access_log_line(http, server):
     http.post("/api/search", params={"top_k": 2}, content=(server.log.parent / "photos" / "coins.jpg").read_bytes())
     http.get("/api/nowhere")
-    lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
-    access = [line for line in lines if line["logger"] == "imgsearch.access"]
+    lines, access = _access_lines_until(server, "/api/nowhere")
     search = [line for line in access if line["route"] == "/api/search" and line["status"] == 200][-1]
     assert search["method"] == "POST" and search["batch"] >= 1 and search["duration_ms"] > 0
     nowhere = [line for line in access if line["path"] == "/api/nowhere"][-1]
