@@ -36,7 +36,7 @@ __all__ = [
     "COPY", "SIMILAR", "COPY_SIMILARITY", "MIRROR_SIMILARITY", "DENSE_SIMILARITY", "FEW_KEYPOINTS", "MIN_INLIERS",
     "NO_FEATURES", "NOT_A_COPY", "QUERY_SIDE", "RATIO", "WORK_SIDE", "Fit", "Judgement", "LocalFeatures",
     "QueryFeatures", "Verifier", "evidence", "fit_transform", "is_convincing", "local_features", "mirrored_features",
-    "ratio_matches", "verify",
+    "ratio_matches", "try_fits", "verify",
 ]
 
 COPY = "copy"
@@ -128,15 +128,20 @@ class QueryFeatures:
 
 def verify(query: QueryFeatures, stored: LocalFeatures, try_mirrored: bool = True) -> Fit | None:
     """A convincing fit of the query onto a stored picture (as it is, else mirrored), or None."""
-    fit = geometry.fit_transform(query.plain, stored)
-    if geometry.is_convincing(fit, query.plain, stored):
-        return fit
-    if not try_mirrored:
-        return None
-    mirrored = geometry.fit_transform(query.mirrored, stored, mirrored=True)
-    if geometry.is_convincing(mirrored, query.mirrored, stored):
-        return mirrored
-    return None
+    return try_fits(query, stored, try_mirrored)[0]
+
+
+def try_fits(query: QueryFeatures, stored: LocalFeatures,
+             try_mirrored: bool = True) -> tuple[Fit | None, list[tuple[LocalFeatures, Fit | None]]]:
+    """(a convincing fit or None, every fit tried with the keypoints it was made of): the query as it is, then
+    mirrored, until one convinces. The unconvincing ones may still place a low-texture copy (``placed_judgement``)."""
+    tried = []
+    for side in [query.plain] + ([query.mirrored] if try_mirrored else []):
+        fit = geometry.fit_transform(side, stored, mirrored=side is not query.plain)
+        tried.append((side, fit))
+        if geometry.is_convincing(fit, side, stored):
+            return fit, tried
+    return None, tried
 
 
 @dataclass(frozen=True)
@@ -154,12 +159,13 @@ class Judgement:
 NOT_A_COPY = Judgement(SIMILAR)
 
 
-def dense_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: float,
-                    try_mirrored: bool) -> Judgement | None:
-    """A copy by the dense check, plain or mirrored, when one of the two pictures has little texture."""
+def dense_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: float, try_mirrored: bool,
+                    tried: list[tuple[LocalFeatures, Fit | None]]) -> Judgement | None:
+    """A copy by the dense check, plain or mirrored, when one of the two pictures has little texture (``tried``:
+    the keypoint fits that did not convince, which may place it)."""
     if similarity < DENSE_SIMILARITY or query.plain.thumb is None or stored.thumb is None:
         return None
-    placed = placed_judgement(query, stored, similarity, try_mirrored)
+    placed = placed_judgement(query, stored, similarity, tried)
     if placed is not None:
         return placed
     tries = [(query.plain.thumb, False)] + ([(query.mirrored.thumb, True)] if try_mirrored else [])
@@ -179,13 +185,11 @@ def dense_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: flo
 
 
 def placed_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: float,
-                     try_mirrored: bool) -> Judgement | None:
+                     tried: list[tuple[LocalFeatures, Fit | None]]) -> Judgement | None:
     """A copy placed by a few keypoints (too few for a fit alone: ``dense.SEED_MIN_INLIERS`` or more, nearly all
     the matches) whose fine structure correlates where they place it: the evidence tells the fit's turn, scale and
-    placing, and the correlation that confirmed it."""
-    sides = [query.plain] + ([query.mirrored] if try_mirrored else [])
-    for side in sides:
-        fit = geometry.fit_transform(side, stored, mirrored=side is not query.plain)
+    placing, and the correlation that confirmed it. ``tried``: the fits ``try_fits`` made, with their keypoints."""
+    for side, fit in tried:
         if (fit is None or fit.inliers < dense.SEED_MIN_INLIERS or fit.inliers < dense.SEED_INLIER_SHARE * fit.matches
                 or not geometry.plausible_scale(fit)):
             continue
@@ -253,7 +257,7 @@ class Verifier:
                 return Judgement(COPY, Evidence(FEATURES, similarity=round(similarity, 4), file_checked=False))
             return NOT_A_COPY
         try_mirrored = similarity >= MIRROR_SIMILARITY
-        fit = verify(query, stored, try_mirrored)
+        fit, tried = try_fits(query, stored, try_mirrored)
         if fit is not None:
             found = evidence(fit, query.plain if not fit.mirrored else query.mirrored, stored, similarity)
             return Judgement(COPY, found.in_whole_query(query.box))
@@ -263,7 +267,7 @@ class Verifier:
                 return found
         if stored.textured and query.plain.textured:
             return NOT_A_COPY  # enough texture to tell, and the geometry says no
-        return dense_judgement(query, stored, similarity, try_mirrored) or NOT_A_COPY
+        return dense_judgement(query, stored, similarity, try_mirrored, tried) or NOT_A_COPY
 
     def _closer_look(self, query: QueryFeatures, path: str, similarity: float, try_mirrored: bool) -> Judgement | None:
         """A copy found against the stored file's closer look, if it is what that look is for: a small part of the

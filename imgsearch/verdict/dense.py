@@ -54,11 +54,7 @@ def fine_structure(grey: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """The picture less its blur, without a margin where the blur meets the edge (a gradient's edges would
     otherwise be all the structure two different gradients have, and it would correlate). ``scale``: the
     picture's size against a THUMB_SIDE one; the band is the same share of the picture at every size."""
-    import cv2
-
-    picture = grey.astype(np.float32)
-    fine = (cv2.GaussianBlur(picture, (0, 0), FINE_SIGMA * scale)
-            - cv2.GaussianBlur(picture, (0, 0), COARSE_SIGMA * scale))
+    fine = _band(grey.astype(np.float32), scale)
     margin = max(1, int(3 * COARSE_SIGMA * scale))
     return fine[margin:-margin, margin:-margin]
 
@@ -164,7 +160,8 @@ def align_placed(query: np.ndarray, stored: np.ndarray, matrix: np.ndarray) -> A
 
 
 def _band(grey: np.ndarray, scale: float) -> np.ndarray:
-    """The fine structure (as ``fine_structure``) with the picture's own size kept: a mask says what counts."""
+    """The picture less its blur, at its own size (``fine_structure`` cuts the edges away; a placing's mask does
+    here)."""
     import cv2
 
     return cv2.GaussianBlur(grey, (0, 0), FINE_SIGMA * scale) - cv2.GaussianBlur(grey, (0, 0), COARSE_SIGMA * scale)
