@@ -11,8 +11,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from imgsearch.verdict import dense
-from imgsearch.verdict.geometry import (Fit, _turn_and_work_scale, is_keystoned, original_outline,
-                                        plausible_outline)
+from imgsearch.verdict.geometry import (MIN_INLIERS, SMALL_FIT, Fit, _turn_and_work_scale, is_convincing,
+                                        is_keystoned, original_outline, plausible_outline)
+from imgsearch.verdict.keypoints import LocalFeatures
 from imgsearch.views import _keystone, _quadrilateral, turned_back
 
 SQUARE = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], dtype=np.float64)
@@ -33,6 +34,28 @@ def test_a_rectangle_seen_up_to_about_35_degrees_off_axis_is_plausible():
 ])
 def test_outlines_no_flat_picture_makes_are_refused(quad, why):
     assert not plausible_outline(np.array(quad, dtype=np.float64)), why
+
+
+def _shifted_fit(inliers: int, matches: int) -> tuple[Fit, LocalFeatures]:
+    """A plain shift agreed by ``inliers`` keypoints spread over a 400x300 picture, out of ``matches``."""
+    rng = np.random.default_rng(inliers * 100 + matches)
+    points = rng.uniform((20, 20), (380, 280), size=(inliers, 2))
+    side = LocalFeatures(np.zeros((0, 2)), np.zeros((0, 128), np.uint8), (400, 300), (400, 300))
+    return Fit(np.array([[1.0, 0, 5], [0, 1.0, 3], [0, 0, 1]]), inliers, matches, False, points, points + (5, 3)), side
+
+
+@pytest.mark.parametrize("inliers, matches, convincing", [
+    (MIN_INLIERS, 18, True),  # two thirds of the matches
+    (MIN_INLIERS, 19, False),  # 63%: enough for a large fit, not for one this small
+    (MIN_INLIERS, 20, False),  # the least both counts allowed: where a second shot and a stereo look-alike sat
+    (SMALL_FIT - 1, 23, False),
+    (SMALL_FIT, 26, True),  # 62%: a large fit keeps the 60% rule
+    (SMALL_FIT, 27, False),
+    (MIN_INLIERS - 1, 11, False),
+])
+def test_a_small_fit_must_explain_two_thirds_of_its_matches(inliers, matches, convincing):
+    fit, side = _shifted_fit(inliers, matches)
+    assert is_convincing(fit, side, side) is convincing
 
 
 def test_a_warp_tells_its_turn_and_scale_like_the_similarity_nearest_to_it():
