@@ -43,6 +43,19 @@ FRAME_GAP = 0.06
 # A frame-cut view is only worth a model pass when the frame is at least this share of a side.
 FRAME_MIN_CUT = 0.03
 FRAME_MIN_KEEP = 0.15
+# The frame is found on every k-th line, and a JPEG's ringing makes the lines where frame meets picture busy, so
+# the box found can keep a few lines of frame; on a textured picture those move its vector (a red frame's 3 px
+# left on grass: 0.48 against the original, 0.99 without). So each edge is looked at again in full: lines within
+# EDGE_TOLERANCE grey levels of the frame's colour (for FRAME_SHARE of their pixels) up to k + EDGE_REACH lines past
+# it are frame, and the first line that is not, a blend of frame and picture, is cut too. On the dev benchmark's
+# 234 framed copies the frame-cut view's cosine to the original went from median 0.971 (40 under 0.90) to 0.998
+# (1 under 0.90, a tiny nebula whose black the frame detection takes for frame: the page view finds that one).
+# The pictures inside a page or a collage are found on the same lines and get the same exact edges, the background
+# around them taken for frame: over the benchmark's 284 pages and collages the best region's cosine went from mean
+# 0.867 to 0.896 (a 2x2 collage's tiles 0.817 to 0.909); 8 went down by over 0.02, a picture whose own edge has the
+# page's colour losing a few lines of it.
+EDGE_TOLERANCE = 24
+EDGE_REACH = 8
 
 ROTATIONS = (90, 180, 270)  # the picture turned in the second round, counterclockwise, as PIL turns pictures
 TURNED_BACK_ROTATIONS = (90, 270)  # the turned-back picture comes back within 45 degrees of upright or a quarter off
@@ -349,8 +362,10 @@ def picture_regions(image: Image.Image, max_regions: int = MAX_REGIONS) -> list[
         found.append((int(bw * bh), (x, y, x + bw, y + bh)))
     found += [((c[2] - c[0]) * (c[3] - c[1]), c) for c in _grid_cells([box for _, box in found], mask)]
     found.sort(key=lambda f: (-f[0], f[1][1], f[1][0]))
+    pixels = np.asarray(image.convert("RGB"))
     return [
-        (int(x0 * step), int(y0 * step), int(min(x1 * step, image.width)), int(min(y1 * step, image.height)))
+        _exact_edges(pixels, (int(x0 * step), int(y0 * step), int(min(x1 * step, image.width)),
+                              int(min(y1 * step, image.height))), step)
         for _, (x0, y0, x1, y1) in found[:max_regions]
     ]
 
@@ -462,12 +477,37 @@ def uniform_frame_box(
         return None  # a flat picture (fog, a plain wall), not a frame
     if max(top / h, (h - bottom) / h, left / w, (w - right) / w) < min_cut:
         return None
-    return (
-        min(left * step, image.width),
-        min(top * step, image.height),
-        min(right * step, image.width),
-        min(bottom * step, image.height),
-    )
+    coarse = (min(left * step, image.width), min(top * step, image.height), min(right * step, image.width),
+              min(bottom * step, image.height))
+    return _exact_edges(np.asarray(image.convert("RGB")), coarse, step)
+
+
+def _exact_edges(pixels: np.ndarray, box: tuple[int, int, int, int], step: int) -> tuple[int, int, int, int]:
+    """A box found on every ``step``-th line with each edge moved, in full resolution, to where the frame (or the
+    background) around it ends, past the line blending the two (EDGE_TOLERANCE, EDGE_REACH)."""
+    h, w = pixels.shape[:2]
+    columns = pixels.transpose(1, 0, 2)
+    exact = list(box)
+    # (lines across the side, the edge's first picture line, the way inwards) for left, top, right, bottom
+    for index, (lines, edge, inwards) in enumerate(((columns, box[0], 1), (pixels, box[1], 1),
+                                                    (columns, box[2] - 1, -1), (pixels, box[3] - 1, -1))):
+        start = edge - inwards * step  # a frame line of the sampling's
+        if not 0 <= start < len(lines):
+            continue
+        colour = np.median(lines[start], axis=0)
+        line, stop = start, edge + inwards * (step + EDGE_REACH)
+        while (stop - line) * inwards > 0 and 0 <= line < len(lines) and _is_frame_line(lines[line], colour):
+            line += inwards
+        if line == start:
+            continue  # not the frame the sampling saw: keep its edge
+        cut = line + inwards  # the blended line goes too
+        exact[index] = cut if inwards == 1 else cut + 1
+    left, top, right, bottom = exact
+    return (left, top, right, bottom) if right - left > step and bottom - top > step else box
+
+
+def _is_frame_line(line: np.ndarray, colour: np.ndarray) -> bool:
+    return bool((np.abs(line.astype(np.int16) - colour).max(axis=1) <= EDGE_TOLERANCE).mean() >= FRAME_SHARE)
 
 
 def _uniform_lines(arr: np.ndarray, tolerance: int, share: float) -> np.ndarray:
