@@ -48,6 +48,8 @@ class Evidence:
     original_corners: list[list[float]] | None = None  # the original's corners in the copy (TL, TR, BR, BL)
     # dense: the two pictures' fine structure, aligned, correlates this well (-1 to 1)
     correlation: float | None = None
+    # dense: over this share of the picture, when what only one of them has (a watermark, a caption) was left out
+    correlated_share: float | None = None
     # geometry and features
     similarity: float | None = None  # the cosine of the two vectors, rounded to 4 places
     # features: whether the stored file was read (too little texture) or could not be (not readable here)
@@ -68,7 +70,9 @@ class Evidence:
                     f"correlates {self.correlation:.2f}")
         if self.method == DENSE:
             angle = "photographed at an angle, " if self.perspective else ""
-            return (f"{angle}aligned pixel by pixel, fine structure correlates {self.correlation:.2f}; too few "
+            over = "" if self.correlated_share is None else (
+                f" over {self.correlated_share:.0%} of it (what only one has, a watermark or a caption, left out)")
+            return (f"{angle}aligned pixel by pixel, fine structure correlates {self.correlation:.2f}{over}; too few "
                     "keypoints for a keypoint check")
         if self.method == FEATURES:
             reason = "too little texture to check geometry" if self.file_checked else "its file is not readable here"

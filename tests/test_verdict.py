@@ -468,6 +468,47 @@ def test_a_foggy_picture_s_copy_is_a_copy_and_another_foggy_picture_is_not(sampl
     assert not _judge(_copy(other), tmp_path / "fog.jpg", similarity=0.97).is_copy
 
 
+def _watermarked(img: Image.Image) -> Image.Image:
+    """An agency's mark over a picture: a line of light text across its lower third and a round red logo."""
+    marked = img.convert("RGB")
+    draw = ImageDraw.Draw(marked)
+    w, h = marked.size
+    font = ImageFont.load_default(size=max(12, w // 18))
+    draw.text((w // 20, 2 * h // 3), "(c) 2026 Example Photo Agency", font=font, fill=(215, 215, 215))
+    r = w // 14
+    draw.ellipse((w // 12, h // 10, w // 12 + 2 * r, h // 10 + 2 * r), fill=(180, 30, 40), outline=(230, 230, 230),
+                 width=2)
+    draw.text((w // 12 + r // 2, h // 10 + r // 2), "IS", font=ImageFont.load_default(size=r), fill=(240, 240, 240))
+    return marked
+
+
+def test_a_watermarked_low_texture_picture_is_a_copy_over_what_both_have(sample_images, tmp_path):
+    """Over fog, an agency's text and logo are most of the fine structure: the copy is a copy once what only it has
+    is left out, and the evidence says over how much. The same mark over another foggy picture changes nothing."""
+    fog = _fog(sample_images["coffee"], 1)
+    other = _fog(sample_images["chelsea"].resize(sample_images["coffee"].size), 2)
+    fog.save(tmp_path / "fog.jpg", quality=92)
+    judgement = _judge(_copy(_watermarked(fog)), tmp_path / "fog.jpg", similarity=0.8)
+    evidence = judgement.evidence
+    assert judgement.is_copy and evidence.method == "dense", judgement
+    assert evidence.correlation >= 0.85 and 0.8 <= evidence.correlated_share < 1.0, evidence
+    assert "watermark" in evidence.summary and "correlated_share" in evidence.as_dict()
+    assert not _judge(_copy(_watermarked(other)), tmp_path / "fog.jpg", similarity=0.97).is_copy
+
+
+def test_without_the_overlay_rule_the_same_alignment_is_judged_whole():
+    """The overlay rule only acts where a copy lines up in place: the same pictures shifted a tenth apart (warp
+    0.10) are judged on all their pixels."""
+    from imgsearch.verdict import dense
+
+    sky = np.asarray(_night_sky((0, 0, 1000, 872)).convert("L"))
+    found = dense.align(sky, sky)
+    assert found.is_copy and found.share == 1.0 and found.correlation > 0.99
+    other = np.asarray(_night_sky((400, 300, 1000, 823)).convert("L").resize(sky.shape[::-1]))
+    found = dense.align(other, sky)
+    assert found is None or not found.is_copy
+
+
 def test_different_photos_are_never_a_geometric_copy(sample_images, originals):
     """Every ordered pair of different sample photos (textures, a night sky, portraits), as they are."""
     checker = verdict.Verifier()

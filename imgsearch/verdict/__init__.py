@@ -173,15 +173,21 @@ def dense_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: flo
         found = dense.align(thumb, stored.thumb)
         if found is not None and found.is_copy:
             return Judgement(COPY, Evidence(DENSE, mirrored=mirrored, correlation=round(found.correlation, 3),
-                                            similarity=round(similarity, 4)))
+                                            correlated_share=_partly(found), similarity=round(similarity, 4)))
     photographed = query.photographed
     if photographed is not None:
         thumb, corners = photographed
         found = dense.align(thumb, stored.thumb, any_shape=True)
         if found is not None and found.is_copy:
             return Judgement(COPY, Evidence(DENSE, perspective=True, original_corners=corners,
-                                            correlation=round(found.correlation, 3), similarity=round(similarity, 4)))
+                                            correlation=round(found.correlation, 3), correlated_share=_partly(found),
+                                            similarity=round(similarity, 4)))
     return None
+
+
+def _partly(found: dense.Alignment) -> float | None:
+    """The share of the picture a dense copy's correlation is over, when not all of it."""
+    return found.share if found.share < 1.0 else None
 
 
 def placed_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: float,
