@@ -485,13 +485,12 @@ def uniform_frame_box(
 def _exact_edges(pixels: np.ndarray, box: tuple[int, int, int, int], step: int) -> tuple[int, int, int, int]:
     """A box found on every ``step``-th line with each edge moved, in full resolution, to where the frame (or the
     background) around it ends, past the line blending the two (EDGE_TOLERANCE, EDGE_REACH)."""
-    h, w = pixels.shape[:2]
     columns = pixels.transpose(1, 0, 2)
     exact = list(box)
     # (lines across the side, the edge's first picture line, the way inwards) for left, top, right, bottom
     for index, (lines, edge, inwards) in enumerate(((columns, box[0], 1), (pixels, box[1], 1),
                                                     (columns, box[2] - 1, -1), (pixels, box[3] - 1, -1))):
-        start = edge - inwards * step  # a frame line of the sampling's
+        start = edge - inwards * step  # outside the box: frame, as the sampling saw it
         if not 0 <= start < len(lines):
             continue
         colour = np.median(lines[start], axis=0)

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from imgsearch.verdict import dense
 from imgsearch.verdict.geometry import (MIN_INLIERS, SMALL_FIT, Fit, _turn_and_work_scale, is_convincing,
@@ -17,6 +17,42 @@ from imgsearch.verdict.keypoints import LocalFeatures
 from imgsearch.views import _keystone, _quadrilateral, turned_back
 
 SQUARE = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], dtype=np.float64)
+
+
+def _clouds(seed: int) -> np.ndarray:
+    """A low-texture grey picture: smooth random structure, like fog or a nebula (256 px)."""
+    import cv2
+
+    noise = np.random.default_rng(seed).normal(0, 1, (256, 256)).astype(np.float32)
+    blurred = cv2.GaussianBlur(noise, (0, 0), 3)
+    return (128 + 8 * blurred / blurred.std()).clip(0, 255).astype(np.float32)
+
+
+def _marked(grey: np.ndarray) -> np.ndarray:
+    """The same picture under an agency's mark: a line of light text and a round logo."""
+    picture = Image.fromarray(grey.astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    draw.text((12, 170), "(c) 2026 Example Photo Agency", fill=230, font=ImageFont.load_default(size=16))
+    draw.ellipse((20, 20, 56, 56), fill=60, outline=230)
+    return np.asarray(picture, np.float32)
+
+
+def test_what_only_one_picture_has_is_left_out_only_of_a_copy_in_place():
+    """Left out, a watermark no longer hides a copy's fine structure; two different pictures under the same mark
+    still do not correlate, whatever is left out."""
+    in_place = dense.Alignment(0.0, 0.0, matrix=np.eye(2, 3, dtype=np.float32))
+    original = dense.fine_structure(_clouds(1))
+    copy = dense.fine_structure(_marked(_clouds(1)))
+    other = dense.fine_structure(_marked(_clouds(2)))
+    found = dense._without_overlay(original, copy, in_place)
+    assert found.correlation >= dense.MIN_CORRELATION and found.share == pytest.approx(1 - dense.OVERLAY_SHARE, abs=0.01)
+    assert found.is_copy
+    assert np.corrcoef(original.ravel(), copy.ravel())[0, 1] < dense.MIN_CORRELATION  # whole, the mark hides it
+    unrelated = dense._without_overlay(original, other, in_place)
+    assert unrelated is None or (unrelated.correlation < 0.5 and not unrelated.is_copy)
+    # Beyond a warp of OVERLAY_MAX_WARP the same correlation over a share is not a copy: it must line up in place.
+    assert not dense.Alignment(0.99, dense.OVERLAY_MAX_WARP + 0.01, share=0.85).is_copy
+    assert dense.Alignment(0.99, dense.OVERLAY_MAX_WARP + 0.01).is_copy
 
 
 def test_a_rectangle_seen_up_to_about_35_degrees_off_axis_is_plausible():
