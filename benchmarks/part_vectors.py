@@ -144,8 +144,8 @@ def queries_of(sets) -> tuple[list[str], list[str], list]:
     work = common.WORK_DIR / f"verdict-v{bench.EDITS_VERSION}-seed{bench.SEED}" / "copies"
     family_of = {variant: family for family, variants in FAMILIES.items() for variant, _ in variants}
     variants = list(family_of)
-    groups = [(sets.positives, variants, None), (sets.low, [v for v in LOW_TEXTURE_VARIANTS if v in variants],
-                                                  "low-texture set"),
+    low_variants = [v for v in LOW_TEXTURE_VARIANTS if v in variants]
+    groups = [(sets.positives, variants, None), (sets.low, low_variants, "low-texture set"),
               (sets.negatives, list(NEGATIVE_EDITS), "unrelated"),
               (sets.low_negatives, list(LOW_TEXTURE_NEGATIVE_EDITS), "unrelated")]
     paths, kinds, truths = [], [], []

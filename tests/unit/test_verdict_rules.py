@@ -1,6 +1,7 @@
 """The verdict's pure rules: which perspective outlines are a flat picture seen at an angle, what a warp says
-(turned, scaled, keystoned), the dense check's acceptance line, and turning a tilted picture back upright. No
-model, no Milvus; pictures are drawn here."""
+(turned, scaled, keystoned), the share of its matches a small keypoint fit must explain, the dense check's
+acceptance line and what it leaves out (a watermark), and turning a tilted picture back upright. No model, no
+Milvus; pictures are drawn here."""
 
 from __future__ import annotations
 
@@ -45,8 +46,8 @@ def test_what_only_one_picture_has_is_left_out_only_of_a_copy_in_place():
     copy = dense.fine_structure(_marked(_clouds(1)))
     other = dense.fine_structure(_marked(_clouds(2)))
     found = dense._without_overlay(original, copy, in_place)
-    assert found.correlation >= dense.MIN_CORRELATION and found.share == pytest.approx(1 - dense.OVERLAY_SHARE, abs=0.01)
-    assert found.is_copy
+    assert found.is_copy and found.correlation >= dense.MIN_CORRELATION
+    assert found.share == pytest.approx(1 - dense.OVERLAY_SHARE, abs=0.01)
     assert np.corrcoef(original.ravel(), copy.ravel())[0, 1] < dense.MIN_CORRELATION  # whole, the mark hides it
     unrelated = dense._without_overlay(original, other, in_place)
     assert unrelated is None or (unrelated.correlation < 0.5 and not unrelated.is_copy)
