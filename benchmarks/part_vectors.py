@@ -36,8 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as common  # noqa: E402
 import verdict as bench  # noqa: E402
 from accuracy import log  # noqa: E402
-from verdict_edits import (FAMILIES, LOW_TEXTURE_NEGATIVE_EDITS, LOW_TEXTURE_VARIANTS,  # noqa: E402
-                           NEGATIVE_EDITS, make_distractors, make_queries)
+from verdict_edits import FAMILIES  # noqa: E402
 
 SHOWN = ("cropped tight", "cropped", "low-texture set", "photographed at an angle", "turned any angle",
          "inside a page", "uniform frame")
@@ -139,18 +138,13 @@ def pass_time(run, embedder, paths: list[str], size: int) -> float:
     return common.median(rounds)
 
 
-def queries_of(sets) -> tuple[list[str], list[str], list]:
+def queries_of(made: bench.QuerySets) -> tuple[list[str], list[str], list]:
     """Query paths, their family (the low-texture set as one) and their original (None: unrelated)."""
-    work = common.WORK_DIR / f"verdict-v{bench.EDITS_VERSION}-seed{bench.SEED}" / "copies"
     family_of = {variant: family for family, variants in FAMILIES.items() for variant, _ in variants}
-    variants = list(family_of)
-    low_variants = [v for v in LOW_TEXTURE_VARIANTS if v in variants]
-    groups = [(sets.positives, variants, None), (sets.low, low_variants, "low-texture set"),
-              (sets.negatives, list(NEGATIVE_EDITS), "unrelated"),
-              (sets.low_negatives, list(LOW_TEXTURE_NEGATIVE_EDITS), "unrelated")]
     paths, kinds, truths = [], [], []
-    for photos, edits, kind in groups:
-        for (variant, photo), path in sorted(make_queries(photos, edits, sets.fillers, work).items()):
+    for queries, kind in ((made.copies, None), (made.low, "low-texture set"), (made.unrelated, "unrelated"),
+                          (made.low_unrelated, "unrelated")):
+        for (variant, photo), path in sorted(queries.items()):
             paths.append(path)
             kinds.append(kind or family_of[variant])
             truths.append(None if kind == "unrelated" else photo)
@@ -180,10 +174,10 @@ def main(argv=None):
     sizes = [int(s) for s in args.sizes.split(",") if s]
     common.header("part_vectors")
     sets = bench.choose_photos(bench.parse_args(["--timing", "0"]))
-    work = common.WORK_DIR / f"verdict-v{bench.EDITS_VERSION}-seed{bench.SEED}"
     base = len(sets.gallery)
-    gallery = sets.gallery + make_distractors(sets.derive_from, (args.scale - 1) * base, work / "derived")
-    query_paths, kinds, truths = queries_of(sets)
+    gallery = bench.grown_gallery(sets, args.scale, bench.work_dir())
+    variants = [variant for family in FAMILIES.values() for variant, _ in family]
+    query_paths, kinds, truths = queries_of(bench.make_query_sets(sets, variants, bench.work_dir()))
     embedder = VGG16Features(precision="auto")
     embedder.model
     if embedder.precision_used not in ("fp32", "int8"):

@@ -155,6 +155,38 @@ def choose_photos(args) -> PhotoSets:
                      [p for p in gallery if p not in queried])
 
 
+@dataclass
+class QuerySets:
+    """The benchmark's queries by kind, each (variant, photo) -> the edited copy's path."""
+
+    copies: dict  # edited copies of gallery originals
+    low: dict  # the low-texture set's copies
+    unrelated: dict  # held-out photos, edited
+    low_unrelated: dict  # held-out low-texture photos, edited
+
+
+def work_dir() -> Path:
+    return common.WORK_DIR / f"verdict-v{EDITS_VERSION}-seed{SEED}"
+
+
+def make_query_sets(sets: PhotoSets, variants: list[str], work: Path) -> QuerySets:
+    """The copies queried, made once (the low-texture set under those of ``variants`` it takes)."""
+    low_variants = [v for v in LOW_TEXTURE_VARIANTS if v in variants]
+    folder = work / "copies"
+    return QuerySets(make_queries(sets.positives, variants, sets.fillers, folder),
+                     make_queries(sets.low, low_variants, sets.fillers, folder),
+                     make_queries(sets.negatives, list(NEGATIVE_EDITS), sets.fillers, folder),
+                     make_queries(sets.low_negatives, list(LOW_TEXTURE_NEGATIVE_EDITS), sets.fillers, folder))
+
+
+def grown_gallery(sets: PhotoSets, scale: int, work: Path) -> list[str]:
+    """The gallery, grown ``scale``-fold with look-alike distractors made of photos no query comes from."""
+    gallery = list(sets.gallery)
+    if scale > 1:
+        gallery += make_distractors(sets.derive_from, (scale - 1) * len(gallery), work / "derived")
+    return gallery
+
+
 def main(argv=None):
     args = parse_args(argv)
     from imgsearch.features import VGG16Features
@@ -162,23 +194,19 @@ def main(argv=None):
     from imgsearch.store import Store
 
     sets = choose_photos(args)
-    work = common.WORK_DIR / f"verdict-v{EDITS_VERSION}-seed{SEED}"
+    work = work_dir()
     families = {f: m for f, m in FAMILIES.items() if not args.families or f in args.families.split(",")}
     variants = [v for family in families.values() for v, tuned in family if tuned or not args.tuned_only]
     low_variants = [v for v in LOW_TEXTURE_VARIANTS if v in variants]
     log(f"making copies: {len(sets.positives)} originals x {len(variants)} variants, {len(sets.low)} low-texture "
         f"x {len(low_variants)}, {len(sets.negatives)} x {NEGATIVE_EDITS}, {len(sets.low_negatives)} x "
         f"{LOW_TEXTURE_NEGATIVE_EDITS}")
-    queries = make_queries(sets.positives, variants, sets.fillers, work / "copies")
-    low_queries = make_queries(sets.low, low_variants, sets.fillers, work / "copies")
-    negative_queries = make_queries(sets.negatives, list(NEGATIVE_EDITS), sets.fillers, work / "copies")
-    low_negative_queries = make_queries(sets.low_negatives, list(LOW_TEXTURE_NEGATIVE_EDITS), sets.fillers,
-                                        work / "copies")
-    gallery = list(sets.gallery)
+    made = make_query_sets(sets, variants, work)
+    queries, low_queries, negative_queries, low_negative_queries = (made.copies, made.low, made.unrelated,
+                                                                    made.low_unrelated)
+    gallery = grown_gallery(sets, args.scale, work)
     if args.scale > 1:
-        extra = (args.scale - 1) * len(gallery)
-        gallery += make_distractors(sets.derive_from, extra, work / "derived")
-        log(f"gallery x{args.scale}: {extra} look-alike distractors")
+        log(f"gallery x{args.scale}: {len(gallery) - len(sets.gallery)} look-alike distractors")
     # Pinned, not auto: the vector cache holds one precision's vectors (fp32's is the historical one).
     plain = VGG16Features(precision=args.precision)
     # Another precision's vectors are cached (and indexed) per model file: new quantization settings make new ones.

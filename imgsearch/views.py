@@ -361,8 +361,10 @@ def picture_regions(image: Image.Image, max_regions: int = MAX_REGIONS) -> list[
             continue
         found.append((int(bw * bh), (x, y, x + bw, y + bh)))
     found += [((c[2] - c[0]) * (c[3] - c[1]), c) for c in _grid_cells([box for _, box in found], mask)]
+    if not found:
+        return []
     found.sort(key=lambda f: (-f[0], f[1][1], f[1][0]))
-    pixels = np.asarray(image.convert("RGB"))
+    pixels = np.asarray(image.convert("RGB"))  # only where there are edges to make exact
     return [
         _exact_edges(pixels, (int(x0 * step), int(y0 * step), int(min(x1 * step, image.width)),
                               int(min(y1 * step, image.height))), step)
