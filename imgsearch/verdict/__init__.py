@@ -134,7 +134,7 @@ def verify(query: QueryFeatures, stored: LocalFeatures, try_mirrored: bool = Tru
 def try_fits(query: QueryFeatures, stored: LocalFeatures,
              try_mirrored: bool = True) -> tuple[Fit | None, list[tuple[LocalFeatures, Fit | None]]]:
     """(a convincing fit or None, every fit tried with the keypoints it was made of): the query as it is, then
-    mirrored, until one convinces. The unconvincing ones may still place a low-texture copy (``placed_judgement``)."""
+    mirrored, until one convinces. The unconvincing ones may still place a copy (``placed_judgement``)."""
     tried = []
     for side in [query.plain] + ([query.mirrored] if try_mirrored else []):
         fit = geometry.fit_transform(side, stored, mirrored=side is not query.plain)
@@ -159,15 +159,11 @@ class Judgement:
 NOT_A_COPY = Judgement(SIMILAR)
 
 
-def dense_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: float, try_mirrored: bool,
-                    tried: list[tuple[LocalFeatures, Fit | None]]) -> Judgement | None:
-    """A copy by the dense check, plain or mirrored, when one of the two pictures has little texture (``tried``:
-    the keypoint fits that did not convince, which may place it)."""
+def dense_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: float,
+                    try_mirrored: bool) -> Judgement | None:
+    """A copy by the dense check of the pictures whole, plain or mirrored, when one of the two has little texture."""
     if similarity < DENSE_SIMILARITY or query.plain.thumb is None or stored.thumb is None:
         return None
-    placed = placed_judgement(query, stored, similarity, tried)
-    if placed is not None:
-        return placed
     tries = [(query.plain.thumb, False)] + ([(query.mirrored.thumb, True)] if try_mirrored else [])
     for thumb, mirrored in tries:
         found = dense.align(thumb, stored.thumb)
@@ -195,6 +191,8 @@ def placed_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: fl
     """A copy placed by a few keypoints (too few for a fit alone: ``dense.SEED_MIN_INLIERS`` or more, nearly all
     the matches) whose fine structure correlates where they place it: the evidence tells the fit's turn, scale and
     placing, and the correlation that confirmed it. ``tried``: the fits ``try_fits`` made, with their keypoints."""
+    if query.plain.thumb is None or stored.thumb is None:
+        return None
     for side, fit in tried:
         if (fit is None or fit.inliers < dense.SEED_MIN_INLIERS or fit.inliers < dense.SEED_INLIER_SHARE * fit.matches
                 or not geometry.plausible_scale(fit)):
@@ -271,9 +269,12 @@ class Verifier:
             found = self._closer_look(query, path, similarity, try_mirrored)
             if found is not None:
                 return found
+        placed = placed_judgement(query, stored, similarity, tried)
+        if placed is not None:
+            return placed
         if stored.textured and query.plain.textured:
             return NOT_A_COPY  # enough texture to tell, and the geometry says no
-        return dense_judgement(query, stored, similarity, try_mirrored, tried) or NOT_A_COPY
+        return dense_judgement(query, stored, similarity, try_mirrored) or NOT_A_COPY
 
     def _closer_look(self, query: QueryFeatures, path: str, similarity: float, try_mirrored: bool) -> Judgement | None:
         """A copy found against the stored file's closer look, if it is what that look is for: a small part of the
