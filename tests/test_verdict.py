@@ -696,6 +696,52 @@ def test_a_placing_is_confirmed_only_where_the_fine_structure_lines_up():
     assert dense.align_placed(sky, sky, np.diag([0.2, 0.2, 1.0])) is None
 
 
+def _skimage_photo(name: str, tmp_path, side: int = 512) -> tuple[Image.Image, object]:
+    """One of scikit-image's photos at most ``side`` px, stored as a JPEG: (the picture, its path)."""
+    from skimage import data
+
+    picture = Image.fromarray(getattr(data, name)()).convert("RGB")
+    picture.thumbnail((side, side), Image.Resampling.LANCZOS)
+    path = tmp_path / f"{name}.jpg"
+    picture.save(path, quality=92)
+    return picture, path
+
+
+@pytest.mark.parametrize("corner", [(0.1, 0.2), (0.5, 0.4)])
+def test_a_tight_crop_of_a_blurred_picture_is_placed_by_a_few_keypoints(tmp_path, corner):
+    """A 42% crop of scikit-image's motion-blurred clock (400 x 300) shows 18% of it: 7 matches, all agreeing, too
+    few for a fit alone; where they place it, the fine structure is the original's."""
+    clock, path = _skimage_photo("clock", tmp_path)
+    width, height = clock.size
+    left, top = round(corner[0] * width), round(corner[1] * height)
+    crop = clock.crop((left, top, left + round(0.42 * width), top + round(0.42 * height)))
+    judgement = _judge(_copy(crop.resize((crop.width * 12 // 5, crop.height * 12 // 5), Image.Resampling.LANCZOS)),
+                       path)
+    evidence = judgement.evidence
+    assert judgement.is_copy and evidence.method == "dense", judgement
+    assert evidence.inliers < verdict.MIN_INLIERS and evidence.correlation >= 0.85
+    assert evidence.original_shown == pytest.approx(0.42 * 0.42, abs=0.03)
+    assert _near(evidence.original_region, (corner[0], corner[1], corner[0] + 0.42, corner[1] + 0.42), (1, 1))
+    # Another photo's crop, as close by its vector, is placed nowhere.
+    camera = _skimage_photo("camera", tmp_path)[0].crop((100, 100, 315, 315))
+    assert not _judge(_copy(camera.resize((430, 430))), path, similarity=0.9).is_copy
+
+
+def test_a_small_copy_of_a_fine_texture_is_placed_by_a_few_keypoints(tmp_path):
+    """Both pictures have texture enough for the geometry alone, but a 28% copy of scikit-image's grass keeps too
+    few of its keypoints for a fit: the few that agree place it, and the fine structure there decides."""
+    grass, path = _skimage_photo("grass", tmp_path)
+    small = _copy(grass.resize((143, 143), Image.Resampling.LANCZOS))
+    query = verdict.QueryFeatures.of_image(small, small.size)
+    assert query.plain.textured and verdict.Verifier().stored(str(path)).textured
+    judgement = verdict.Verifier().judge(query, str(path), 0.6)
+    assert judgement.is_copy and judgement.evidence.method == "dense", judgement
+    assert judgement.evidence.scale == pytest.approx(0.28, abs=0.02)
+    # Another texture at the same size stays similar.
+    _, gravel_path = _skimage_photo("gravel", tmp_path)
+    assert not verdict.Verifier().judge(query, str(gravel_path), 0.9).is_copy
+
+
 def test_a_dark_picture_cut_out_with_a_rim_gets_a_view_without_it(sample_images):
     """A frame cut (or a page's photo, or a print warped back) keeps a pixel line of what was around it; on a dark
     picture that stops the model's black-border cut, so the view is shaved of it too."""

@@ -188,7 +188,7 @@ def _partly(found: dense.Alignment) -> float | None:
 
 def placed_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: float,
                      tried: list[tuple[LocalFeatures, Fit | None]]) -> Judgement | None:
-    """A copy placed by a few keypoints (too few for a fit alone: ``dense.SEED_MIN_INLIERS`` or more, nearly all
+    """A copy placed by a few keypoints (too few for a fit alone: ``dense.SEED_MIN_INLIERS`` or more, most of
     the matches) whose fine structure correlates where they place it: the evidence tells the fit's turn, scale and
     placing, and the correlation that confirmed it. ``tried``: the fits ``try_fits`` made, with their keypoints."""
     if query.plain.thumb is None or stored.thumb is None:
