@@ -694,6 +694,14 @@ def test_a_placing_is_confirmed_only_where_the_fine_structure_lines_up():
     assert off is None or not (off.correlation >= dense.MIN_CORRELATION and off.warp <= dense.SEED_MAX_WARP)
     # A placing that leaves too little of the stored picture covered says nothing.
     assert dense.align_placed(sky, sky, np.diag([0.2, 0.2, 1.0])) is None
+    # A 40% crop covers 16% of it: enough, though the band's margin leaves less of that to correlate over.
+    h, w = sky.shape
+    left, top, cut_w, cut_h = w // 2, h // 3, round(0.4 * w), round(0.4 * h)
+    cut = Image.fromarray(sky[top : top + cut_h, left : left + cut_w])
+    crop = np.asarray(cut.resize((cut_w * 5 // 2, cut_h * 5 // 2)))
+    placing = np.array([[cut_w / crop.shape[1], 0, left], [0, cut_h / crop.shape[0], top], [0, 0, 1]])
+    tight = dense.align_placed(crop, sky, placing)
+    assert tight.correlation > 0.95 and tight.warp < dense.SEED_MAX_WARP
 
 
 def _skimage_photo(name: str, tmp_path, side: int = 512) -> tuple[Image.Image, object]:
