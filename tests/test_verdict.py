@@ -438,14 +438,18 @@ def _night_sky(box: tuple[int, int, int, int]) -> Image.Image:
 def test_a_small_copy_of_a_night_sky_is_compared_whole_at_the_detail_both_have(tmp_path):
     """A 30% copy of a 256 px telescope picture (77 px): its dark edges are cut as "frame" differently than the
     original's, so the pictures are aligned whole too, and at the copy's size rather than blown up."""
-    sky = _night_sky((0, 0, 1000, 872))
+    sky = _night_sky((0, 0, 600, 523))
     sky.save(tmp_path / "sky.jpg", quality=92)
     small = sky.resize((sky.width * 3 // 10, sky.height * 3 // 10), Image.Resampling.LANCZOS)
     judgement = _judge(_copy(small), tmp_path / "sky.jpg", similarity=0.8)
     assert judgement.is_copy and judgement.evidence.method == "dense", judgement
-    # Another part of the same deep field, as small: other stars, not a copy.
-    other = _night_sky((400, 300, 1000, 823)).resize(small.size, Image.Resampling.LANCZOS)
+    # Another part of the same deep field, none of it in the original, as small: other stars, not a copy.
+    other = _night_sky((600, 349, 1000, 698)).resize(small.size, Image.Resampling.LANCZOS)
     assert not _judge(_copy(other), tmp_path / "sky.jpg", similarity=0.97).is_copy
+    # A part that is in it, faded anew, is a crop of it: a few keypoints place it, and the stars there line up.
+    inside = _night_sky((200, 174, 600, 523)).resize(small.size, Image.Resampling.LANCZOS)
+    part = _judge(_copy(inside), tmp_path / "sky.jpg", similarity=0.97)
+    assert part.is_copy and _near(part.evidence.original_region, (0.33, 0.33, 1.0, 1.0), (1, 1), share=0.05), part
 
 
 def _fog(img: Image.Image, seed: int) -> Image.Image:
