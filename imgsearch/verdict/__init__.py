@@ -194,8 +194,7 @@ def placed_judgement(query: QueryFeatures, stored: LocalFeatures, similarity: fl
     if query.plain.thumb is None or stored.thumb is None:
         return None
     for side, fit in tried:
-        if (fit is None or fit.inliers < dense.SEED_MIN_INLIERS or fit.inliers < dense.SEED_INLIER_SHARE * fit.matches
-                or not geometry.plausible_scale(fit)):
+        if not dense.places(fit):
             continue
         found = dense.align_placed(side.thumb, stored.thumb, _in_thumbs(fit.matrix, side, stored))
         if found is not None and found.correlation >= dense.MIN_CORRELATION and found.warp <= dense.SEED_MAX_WARP:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from .geometry import Fit, plausible_scale
 from .keypoints import THUMB_SIDE
 
 # The band kept: detail between these two blurs (pixels of a THUMB_SIDE picture). JPEG at quality 20 keeps it; a
@@ -189,6 +190,13 @@ SEED_MIN_DETAIL = 0.3
 # converge. A copy photographed at an angle, or mirrored, tilted and cropped, placed by a similarity, is refined by
 # 0.09-0.10 to 0.96-0.99 (SEED_MAX_WARP).
 SEED_START_CORRELATION = 0.5
+
+
+def places(fit: Fit | None) -> bool:
+    """Whether a keypoint fit that does not convince alone may still place a copy for ``align_placed`` to confirm:
+    SEED_MIN_INLIERS agreeing, SEED_INLIER_SHARE of the matches, at a scale a copy can have."""
+    return (fit is not None and fit.inliers >= SEED_MIN_INLIERS and fit.inliers >= SEED_INLIER_SHARE * fit.matches
+            and plausible_scale(fit))
 
 
 def align_placed(query: np.ndarray, stored: np.ndarray, matrix: np.ndarray) -> Alignment | None:

@@ -95,6 +95,25 @@ def test_a_small_fit_must_explain_two_thirds_of_its_matches(inliers, matches, co
     assert is_convincing(fit, side, side) is convincing
 
 
+@pytest.mark.parametrize("inliers, matches, places", [
+    (3, 3, True),  # a 42% crop of a 512 px photo: 3 of 3
+    (3, 5, True),  # 60%
+    (3, 6, False),
+    (7, 9, True),  # a clock's crop: two false matches among nine
+    (5, 9, False),
+    (2, 2, False),  # two points fit any similarity
+])
+def test_a_few_keypoints_place_a_copy_when_most_matches_agree(inliers, matches, places):
+    fit, _ = _shifted_fit(inliers, matches)
+    assert dense.places(fit) is places
+
+
+def test_a_degenerate_scale_places_nothing():
+    fit, _ = _shifted_fit(5, 5)
+    assert not dense.places(Fit(np.diag([20.0, 20.0, 1.0]), 5, 5, False, fit.query_points, fit.stored_points))
+    assert not dense.places(None)
+
+
 def test_a_warp_tells_its_turn_and_scale_like_the_similarity_nearest_to_it():
     angle, scale = math.radians(30), 0.5  # query -> stored: turned 30 degrees, stored pixels per query pixel
     similarity = np.array([[scale * math.cos(angle), -scale * math.sin(angle), 10],
