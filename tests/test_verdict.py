@@ -531,6 +531,36 @@ def test_a_second_shot_of_the_same_scene_is_similar_however_close(sample_images,
     assert (found, evidence) == (verdict.SIMILAR, None)
 
 
+def test_stored_files_whose_fit_explains_too_little_are_judged_again_as_a_query(sample_images, tmp_path):
+    """``judge_files`` compares with the first file's stored keypoints; a fit that explains under QUERY_LOOK_SHARE
+    of its matches (a second shot's parallax can fall within RANSAC's tolerance there) is looked at again with the
+    first file as a query, as search would see it. Here the far right of skimage's gravel moved 10 px, like a
+    nearer plane: 71% of the stored keypoints' matches agree."""
+    from imgsearch.features import load_image
+
+    gravel = np.asarray(sample_images["gravel"].convert("RGB"))
+    second = gravel.copy()
+    edge = int(0.65 * gravel.shape[1])
+    second[:, edge + 10 :] = gravel[:, edge : gravel.shape[1] - 10]
+    Image.fromarray(gravel).save(tmp_path / "first.jpg", quality=92)
+    Image.fromarray(second).save(tmp_path / "second.jpg", quality=92)
+    checker = verdict.Verifier()
+    stored_look = checker.judge(verdict.QueryFeatures.of_stored(checker.stored(str(tmp_path / "second.jpg"))),
+                                str(tmp_path / "first.jpg"), 0.95).evidence
+    assert stored_look.inliers < verdict.QUERY_LOOK_SHARE * stored_look.matches
+    loaded = load_image(str(tmp_path / "second.jpg"), min_side=verdict.QUERY_SIDE)
+    as_query = checker.judge(verdict.QueryFeatures.of_image(loaded.image, (loaded.width, loaded.height)),
+                             str(tmp_path / "first.jpg"), 0.95).evidence
+    assert (as_query.inliers, as_query.matches) != (stored_look.inliers, stored_look.matches)
+    assert checker.judge_files(str(tmp_path / "second.jpg"), str(tmp_path / "first.jpg"), 0.95).evidence == as_query
+    # A fit that explains most of its matches is not looked at again: the stored keypoints decide.
+    Image.fromarray(gravel).save(tmp_path / "same.jpg", quality=80)
+    plain = checker.judge(verdict.QueryFeatures.of_stored(checker.stored(str(tmp_path / "same.jpg"))),
+                          str(tmp_path / "first.jpg"), 0.95)
+    assert plain.evidence.inliers >= verdict.QUERY_LOOK_SHARE * plain.evidence.matches
+    assert checker.judge_files(str(tmp_path / "same.jpg"), str(tmp_path / "first.jpg"), 0.95) == plain
+
+
 def test_stored_keypoints_are_read_once_until_the_file_changes(sample_images, tmp_path):
     path = tmp_path / "coffee.jpg"
     sample_images["coffee"].save(path, quality=90)
