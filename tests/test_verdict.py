@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_PHOTOS
+from conftest import SAMPLE_PHOTOS, sample_image
 from helpers import jpeg_bytes, run_cli
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
@@ -738,12 +738,9 @@ def test_a_placing_is_confirmed_only_where_the_fine_structure_lines_up():
     assert tight.correlation > 0.95 and tight.warp < dense.SEED_MAX_WARP
 
 
-def _skimage_photo(name: str, tmp_path, side: int = 512) -> tuple[Image.Image, object]:
-    """One of scikit-image's photos at most ``side`` px, stored as a JPEG: (the picture, its path)."""
-    from skimage import data
-
-    picture = Image.fromarray(getattr(data, name)()).convert("RGB")
-    picture.thumbnail((side, side), Image.Resampling.LANCZOS)
+def _skimage_photo(name: str, tmp_path) -> tuple[Image.Image, object]:
+    """One of scikit-image's photos (512 px at most), stored as a JPEG: (the picture, its path)."""
+    picture = sample_image(name).convert("RGB")
     path = tmp_path / f"{name}.jpg"
     picture.save(path, quality=92)
     return picture, path

@@ -305,4 +305,4 @@ class Verifier:
             loaded = load_image(query_path, min_side=QUERY_SIDE)
         except ImageError:
             return judgement
-        return self.judge(QueryFeatures.of_image(loaded.image, (loaded.width, loaded.height)), stored_path, similarity)
+        return self.judge(self.query(loaded.image, (loaded.width, loaded.height)), stored_path, similarity)
